@@ -1,0 +1,85 @@
+"""Test entry point: ``python basicsr_denoise/test.py -opt options/test/...yml``.
+
+Runs the model on every ``datasets.test_*`` (and ``val_*``) set, saves the outputs
+under ``results/<name>/visualization/<dataset>/``, writes per-image and mean
+metrics to ``results/<name>/metrics.json`` and prints a summary table. Images
+without a ground truth are processed and saved, with no metrics.
+"""
+
+import json
+import os
+import os.path as osp
+import sys
+
+if __package__ in (None, ''):  # run as a script: import the package, not its sub-folders, by name
+    sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+
+from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
+from basicsr_denoise.models import build_model  # noqa: E402
+from basicsr_denoise.utils.errors import BasicSRDenoiseError  # noqa: E402
+from basicsr_denoise.utils.logger import get_root_logger, get_time_str  # noqa: E402
+from basicsr_denoise.utils.misc import mkdir_and_rename, set_random_seed  # noqa: E402
+from basicsr_denoise.utils.options import dict2str, parse_options  # noqa: E402
+
+
+def write_json(obj, path):
+    """Write ``obj`` as JSON atomically (temp file, then rename)."""
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(obj, f, indent=2)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+def summary_table(results):
+    """A plain-text table: one row per dataset with its mean metrics and the image count."""
+    keys = []
+    for res in results.values():
+        keys += [k for k in res['mean'] if k not in keys]
+    header = ['dataset', 'images'] + keys
+    rows = [[name, str(res['count'])] + [f"{res['mean'][k]:.4f}" if k in res['mean'] else '-' for k in keys]
+            for name, res in results.items()]
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    fmt = '  '.join('{:<%d}' % w for w in widths)
+    lines = [fmt.format(*header), fmt.format(*['-' * w for w in widths])] + [fmt.format(*r) for r in rows]
+    return '\n'.join(lines)
+
+
+def test_pipeline(root_path=None, argv=None):
+    """Run a test job; returns the metrics dict written to ``metrics.json``."""
+    opt, _ = parse_options(is_train=False, argv=argv, root=root_path)
+    opt['dist'], opt['rank'], opt['world_size'] = False, 0, 1
+    set_random_seed(opt['manual_seed'])
+    mkdir_and_rename(opt['path']['results_root'])
+    logger = get_root_logger(log_file=osp.join(opt['path']['log'], f"test_{opt['name']}_{get_time_str()}.log"))
+    logger.info(dict2str(opt))
+    phases = [p for p in opt['datasets'] if p.startswith('test') or p.startswith('val')]
+    loaders = []
+    for phase in sorted(phases):
+        dopt = opt['datasets'][phase]
+        dataset = build_dataset(dopt, key=f'datasets.{phase}', source=opt['opt_path'])
+        loaders.append((dopt.get('name', phase), build_dataloader(dataset, dopt, num_gpu=opt['num_gpu'])))
+        logger.info(f"Test set {dopt.get('name', phase)}: {len(dataset)} images.")
+    model = build_model(opt)
+    save_img = opt['val'].get('save_img', True)
+    results = {}
+    for name, loader in loaders:
+        results[name] = model.validation(loader, current_iter=opt['name'], save_img=save_img, dataset_name=name)
+        write_json(results, osp.join(opt['path']['results_root'], 'metrics.json'))
+    table = summary_table(results)
+    logger.info('Results (metrics.json in %s):\n%s', opt['path']['results_root'], table)
+    print(table, flush=True)
+    return results
+
+
+def main(argv=None):
+    """Command-line entry: user errors print one line (``error: ...``) and exit with status 2."""
+    try:
+        test_pipeline(argv=argv)
+    except BasicSRDenoiseError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,63 @@
+"""Atomic checkpoint writing and safe checkpoint reading."""
+
+import os
+import pickle
+import tempfile
+
+import torch
+
+from basicsr_denoise.utils.errors import CheckpointError
+
+
+def atomic_save(obj, path):
+    """Save ``obj`` with :func:`torch.save` so that ``path`` is never seen half-written.
+
+    The object is written to a temporary file in the same folder, flushed to disk and
+    renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows). A process
+    killed at any moment leaves either the old file, the new file, or a stray
+    ``.tmp`` file, never a truncated ``path``.
+
+    Args:
+        obj: Anything :func:`torch.save` accepts.
+        path (str): Destination file.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def safe_load(path, map_location='cpu'):
+    """Load a checkpoint or training state without executing any code it carries.
+
+    Uses ``torch.load(weights_only=True)``: only tensors, numbers, strings and plain
+    containers are unpickled, so a downloaded ``.pth`` with a malicious
+    ``__reduce__`` is refused instead of run.
+
+    Args:
+        path (str): The ``.pth`` / ``.state`` file.
+        map_location: As in :func:`torch.load`. Default: ``'cpu'``.
+
+    Raises:
+        CheckpointError: if the file is missing, truncated, or not a plain weights file.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f'refusing to load {path}: it is not a plain weights file '
+                              f'(torch.load weights_only=True said: {first})') from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f'cannot read checkpoint {path}: {first}') from None

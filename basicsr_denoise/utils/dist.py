@@ -1,0 +1,109 @@
+"""torchrun-native distributed helpers.
+
+Ranks come from the environment that ``torchrun`` sets (``RANK``, ``LOCAL_RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``). The backend is nccl on CUDA and
+gloo otherwise, so ``torchrun --nproc_per_node=2`` also works on a CPU-only machine.
+"""
+
+import functools
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init_dist(launcher, backend=None, timeout_s=1800):
+    """Start the default process group for ``launcher`` (``'none'`` or ``'pytorch'``).
+
+    Args:
+        launcher (str): ``'none'`` (single process) or ``'pytorch'`` (torchrun env vars).
+        backend (str | None): ``'nccl'`` or ``'gloo'``; None picks nccl when CUDA is
+            available, else gloo. Default: None.
+        timeout_s (int): Collective timeout in seconds. Default: 1800.
+
+    Returns:
+        bool: whether the run is distributed.
+    """
+    if launcher == 'none':
+        return False
+    if launcher != 'pytorch':
+        raise ValueError(f"--launcher must be 'none' or 'pytorch', got '{launcher}'")
+    missing = [k for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"--launcher pytorch needs torchrun's environment ({', '.join(missing)} unset); "
+                           'start with torchrun --nproc_per_node=N ...')
+    if dist.is_initialized():
+        return True
+    use_cuda = torch.cuda.is_available()
+    backend = backend or ('nccl' if use_cuda else 'gloo')
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ['LOCAL_RANK']) % torch.cuda.device_count())
+    import datetime
+    dist.init_process_group(backend=backend, init_method='env://', timeout=datetime.timedelta(seconds=timeout_s))
+    return True
+
+
+def get_dist_info():
+    """Return ``(rank, world_size)``; ``(0, 1)`` outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main_process():
+    """True on rank 0 (and in single-process runs)."""
+    return get_dist_info()[0] == 0
+
+
+def master_only(func):
+    """Decorator: run ``func`` on rank 0 only; other ranks return None."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if is_main_process():
+            return func(*args, **kwargs)
+        return None
+
+    return wrapper
+
+
+def barrier():
+    """Synchronise all ranks (no-op outside a process group)."""
+    if get_dist_info()[1] > 1:
+        dist.barrier()
+
+
+def reduce_mean(values):
+    """Average a dict of scalar floats over all ranks (every rank gets the mean)."""
+    _, world = get_dist_info()
+    if world == 1 or not values:
+        return dict(values)
+    keys = sorted(values)
+    device = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    t /= world
+    return {k: v.item() for k, v in zip(keys, t)}
+
+
+def bare(net):
+    """The network inside a DataParallel/DistributedDataParallel wrapper (or ``net`` itself)."""
+    if isinstance(net, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+        return net.module
+    return net
+
+
+def default_device(num_gpu='auto'):
+    """The compute device for this rank: cuda (``LOCAL_RANK``), then mps, then cpu.
+
+    Args:
+        num_gpu (int | str): ``0`` forces the CPU; ``'auto'`` or a positive number uses a
+            GPU when one is available. Default: ``'auto'``.
+    """
+    if num_gpu == 0:
+        return torch.device('cpu')
+    if torch.cuda.is_available():
+        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
+    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+        return torch.device('mps')
+    return torch.device('cpu')

@@ -1,0 +1,154 @@
+"""The training pipeline end to end: exact resume, SIGKILL safety, torchrun, archiving, safe loading."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from basicsr_denoise.utils.checkpoint import atomic_save, safe_load
+from basicsr_denoise.utils.errors import CheckpointError
+
+from _framework import REPO, env_with, run_train, train_options, write_options, write_plugin  # noqa: E402
+
+
+def _exp(tmp_path, name):
+    return tmp_path / 'experiments' / name
+
+
+def _weights(tmp_path, name, it):
+    return safe_load(str(_exp(tmp_path, name) / 'models' / f'net_g_{it}.pth'))
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_resume_is_bit_exact(tmp_path, workers):
+    write_plugin(str(tmp_path))
+    straight = write_options(train_options(tmp_path, name='straight', total_iter=6, workers=workers),
+                             tmp_path / 'straight.yml')
+    split = write_options(train_options(tmp_path, name='split', total_iter=6, workers=workers), tmp_path / 'split.yml')
+    run_train(straight, tmp_path)
+    first = run_train(split, tmp_path, '--force_yml', 'train:total_iter=3')
+    assert 'iter:       3/3' in first.stderr
+    second = run_train(split, tmp_path, '--auto_resume')
+    assert 'resuming from' in second.stderr and 'iter:       4/6' in second.stderr
+    a, b = _weights(tmp_path, 'straight', 6), _weights(tmp_path, 'split', 6)
+    assert set(a) == {'params', 'params_ema'}
+    for key in a:
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f'{key}.{name} differs after resume'
+    # and the run really trained: weights moved away from the 3-iteration ones
+    c = _weights(tmp_path, 'split', 3)
+    assert any(not torch.equal(a['params'][n], c['params'][n]) for n in a['params'])
+    sa = safe_load(str(_exp(tmp_path, 'straight') / 'training_states' / '6.state'))
+    assert sa['iter'] == 6 and sa['epoch'] == 1 and sa['batch_in_epoch'] == 2
+
+
+def test_sigkill_then_auto_resume_loses_at_most_one_period(tmp_path):
+    write_plugin(str(tmp_path))
+    opt = train_options(tmp_path, name='killed', total_iter=60, delay=0.03, save_freq=4)
+    path = write_options(opt, tmp_path / 'killed.yml')
+    states = _exp(tmp_path, 'killed') / 'training_states'
+    cmd = [sys.executable, os.path.join(REPO, 'basicsr_denoise', 'train.py'), '-opt', path]
+    for round_ in range(3):  # kill it three times at different moments, resuming each time
+        extra = ['--auto_resume'] if round_ else []
+        proc = subprocess.Popen(cmd + extra, cwd=str(tmp_path), env=env_with(tmp_path), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        n_before = len(glob.glob(str(states / '*.state')))
+        deadline = time.time() + 60
+        while len(glob.glob(str(states / '*.state'))) < n_before + 2 + round_ and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.013 * (round_ + 1))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # every checkpoint and state on disk is complete and loadable
+        for f in glob.glob(str(_exp(tmp_path, 'killed') / '**' / '*.*'), recursive=True):
+            if f.endswith(('.pth', '.state')):
+                safe_load(f)
+    latest = max(int(os.path.basename(p).split('.')[0]) for p in glob.glob(str(states / '*.state')))
+    done = run_train(path, tmp_path, '--auto_resume')
+    assert f'{latest}.state' in done.stderr and f'iteration {latest}.' in done.stderr
+    assert f'iter:{latest + 1:8,d}/60' in done.stderr  # continues right after the newest checkpoint
+    assert os.path.exists(_exp(tmp_path, 'killed') / 'models' / 'net_g_60.pth')
+    # temp files of writes cut short by SIGKILL are swept on resume
+    assert not glob.glob(str(_exp(tmp_path, 'killed') / '**' / '.*.tmp'), recursive=True)
+
+
+def test_auto_resume_without_state_starts_fresh(tmp_path):
+    write_plugin(str(tmp_path))
+    path = write_options(train_options(tmp_path, name='fresh', total_iter=2), tmp_path / 'fresh.yml')
+    proc = run_train(path, tmp_path, '--auto_resume')
+    assert 'no training state' in proc.stderr and 'starting fresh' in proc.stderr
+
+
+def test_existing_experiment_is_archived_not_overwritten(tmp_path):
+    write_plugin(str(tmp_path))
+    path = write_options(train_options(tmp_path, name='arch', total_iter=2, save_freq=2), tmp_path / 'a.yml')
+    run_train(path, tmp_path)
+    marker = _exp(tmp_path, 'arch') / 'my_notes.txt'
+    marker.write_text('keep me')
+    run_train(path, tmp_path)
+    archived = glob.glob(str(tmp_path / 'experiments' / 'arch_archived_*'))
+    assert len(archived) == 1 and open(os.path.join(archived[0], 'my_notes.txt')).read() == 'keep me'
+    exp = _exp(tmp_path, 'arch')
+    assert (exp / 'models' / 'net_g_2.pth').exists() and not (exp / 'my_notes.txt').exists()
+    assert glob.glob(str(exp / 'a_*.yml')) and glob.glob(str(exp / 'resolved_options_*.yml'))
+
+
+def test_torchrun_two_processes_gloo(tmp_path):
+    write_plugin(str(tmp_path))
+    opt = train_options(tmp_path, name='ddp', total_iter=4, save_freq=4, ema=0)
+    path = write_options(opt, tmp_path / 'ddp.yml')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+           os.path.join(REPO, 'basicsr_denoise', 'train.py'), '-opt', path, '--launcher', 'pytorch']
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env_with(tmp_path), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = _exp(tmp_path, 'ddp')
+    assert sorted(os.listdir(exp / 'models')) == ['net_g_4.pth']
+    assert sorted(os.listdir(exp / 'training_states')) == ['4.state']
+    assert len(glob.glob(str(exp / 'train_ddp_*.log'))) == 1
+    # rank 0 alone logs: each iteration line appears once, and the run saw 2 processes
+    lines = [ln for ln in proc.stderr.splitlines() if 'iter:' in ln and '/4' in ln]
+    assert len(lines) == 4, proc.stderr[-3000:]
+    assert '2 process(es)' in proc.stderr and 'processes 2' in proc.stderr
+    state = safe_load(str(exp / 'training_states' / '4.state'))
+    assert len(state['rng']) == 2  # both ranks' random streams are kept for an exact resume
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / 'pwned'
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    bad = tmp_path / 'evil.pth'
+    torch.save({'params': {'w': torch.zeros(1)}, 'extra': Evil()}, bad)
+    with pytest.raises(CheckpointError) as err:
+        safe_load(str(bad))
+    assert str(bad) in str(err.value) and 'refusing to load' in str(err.value) and '\n' not in str(err.value)
+    assert not marker.exists()
+    # through the CLI as a pre-trained network: one-line error, no code run
+    write_plugin(str(tmp_path))
+    opt = train_options(tmp_path, name='evil', total_iter=1)
+    opt['path']['pretrain_network_g'] = str(bad)
+    proc = run_train(write_options(opt, tmp_path / 'evil.yml'), tmp_path, check=False)
+    assert proc.returncode == 2 and not marker.exists()
+    assert proc.stderr.strip().splitlines()[-1].startswith(f'error: refusing to load {bad}')
+
+
+def test_atomic_save_leaves_old_file_on_failure(tmp_path):
+    path = str(tmp_path / 'a.pth')
+    atomic_save({'x': torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError('boom')
+
+    with pytest.raises(RuntimeError):
+        atomic_save({'x': Unpicklable()}, path)
+    assert torch.equal(safe_load(path)['x'], torch.ones(2))
+    assert os.listdir(tmp_path) == ['a.pth']
