@@ -74,8 +74,8 @@ def _rank():
 def build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=None, seed=None):
     """Build the DataLoader of a dataset, as in BasicSR.
 
-    Train phase: ``batch_size_per_gpu`` and ``num_worker_per_gpu`` (multiplied by
-    ``num_gpu`` without ``dist``, for DataParallel), ``drop_last=True``, and the
+    Train phase: ``batch_size_per_gpu`` and ``num_worker_per_gpu`` per process (one
+    process per device; there is no DataParallel), ``drop_last=True``, and the
     given sampler (usually :class:`EnlargedSampler`, which yields
     ``(idx, sample_seed)`` items), or plain shuffling (``use_shuffle``, default True)
     when ``sampler`` is None. Other phases: batch size 1, no shuffling, no workers.
@@ -89,7 +89,7 @@ def build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=None, seed=Non
         dataset (torch.utils.data.Dataset): The dataset.
         opt (dict): The ``datasets.<phase>`` block (``phase``, ``batch_size_per_gpu``,
             ``num_worker_per_gpu``, ``use_shuffle``, ``pin_memory``, ``persistent_workers``).
-        num_gpu (int): Number of GPUs (without ``dist``). Default: 0.
+        num_gpu (int | str): Kept for BasicSR compatibility; unused (batch sizes are per process).
         dist (bool): Distributed training (one process per GPU). Default: False.
         sampler (torch.utils.data.Sampler | None): The train sampler. Default: None.
         seed (int | None): Base seed (``manual_seed``). Default: None (0).
@@ -103,9 +103,8 @@ def build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=None, seed=Non
         for k in ('batch_size_per_gpu', 'num_worker_per_gpu'):
             if k not in opt:
                 raise OptionError(f"datasets.{opt.get('name', phase)}.{k}: required for the train phase")
-        multiplier = 1 if dist else max(int(num_gpu), 1)
-        batch_size = int(opt['batch_size_per_gpu']) * multiplier
-        num_workers = int(opt['num_worker_per_gpu']) * multiplier
+        batch_size = int(opt['batch_size_per_gpu'])
+        num_workers = int(opt['num_worker_per_gpu'])
         shuffle = bool(opt.get('use_shuffle', True)) if sampler is None else False
         drop_last = True
     else:

@@ -30,6 +30,9 @@ def get_root_logger(log_file=None, log_level=logging.INFO):
     logger.setLevel(log_level if rank == 0 else logging.ERROR)
     if log_file is not None and rank == 0 and log_file not in _initialized:
         _initialized.add(log_file)
+        for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(old)  # a new job in the same process: its own log file only
+            old.close()
         fh = logging.FileHandler(log_file, 'w')
         fh.setFormatter(fmt)
         logger.addHandler(fh)

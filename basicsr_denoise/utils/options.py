@@ -284,6 +284,8 @@ def model_schema(opt, source=None):
 def check_options(opt, is_train, source=None):
     """Validate a full option dict (schema, required keys) in place and fill its defaults."""
     import_plugins(opt.get('plugins'))
+    if isinstance(opt.get('datasets'), dict):  # `datasets.val_1=~` switches a dataset off
+        opt['datasets'] = {k: v for k, v in opt['datasets'].items() if v is not None}
     schema = model_schema(opt, source)
     validate(opt, schema, source)
     if not opt.get('name'):
@@ -293,6 +295,8 @@ def check_options(opt, is_train, source=None):
             raise OptionError(f'{_where(source, "datasets.train")}: required for training')
         if not (opt.get('train') or {}).get('total_iter'):
             raise OptionError(f'{_where(source, "train.total_iter")}: required for training')
+    for phase, block in (opt.get('datasets') or {}).items():  # BasicSR: each block knows its phase
+        block.setdefault('phase', 'train' if phase == 'train' else ('val' if phase.startswith('val') else 'test'))
     opt.setdefault('num_gpu', 'auto')
     opt.setdefault('manual_seed', 0)
     opt.setdefault('scale', 1)

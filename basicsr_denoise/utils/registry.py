@@ -129,7 +129,12 @@ class Registry:
         kwargs = {k: v for k, v in opt.items() if k != 'type'}
         cls = self.get(opt['type'], key=key, source=source)
         check_kwargs(cls, kwargs, key=key, source=source)
-        return cls(**kwargs, **extra)
+        try:
+            return cls(**kwargs, **extra)
+        except OptionError as exc:  # say which block of which file the class complained about
+            where = ''.join([f'{source}: ' if source else '', f'{key}.' if key else ''])
+            msg = str(exc)
+            raise OptionError(msg if (source and msg.startswith(source)) else f'{where}{msg}') from None
 
 
 def accepted_kwargs(fn):

@@ -1,0 +1,227 @@
+"""Helpers shared by the architectures: size padding and checkpoint loading."""
+
+import os
+import pickle
+import re
+
+import torch
+import torch.nn.functional as F
+
+from basicsr_denoise.utils.errors import CheckpointError
+
+# ----------------------------------------------------------------------------------------------
+# Padding to a size the network accepts
+# ----------------------------------------------------------------------------------------------
+
+
+def _reflect_pad(x, right, bottom):
+    """Reflection-pad the bottom/right of ``x`` by any amount (repeats the reflection as needed)."""
+    while right > 0 or bottom > 0:
+        h, w = x.shape[-2:]
+        if (right and w < 2) or (bottom and h < 2):
+            return F.pad(x, (0, right, 0, bottom), mode='replicate')  # a 1-pixel side cannot reflect
+        step_r, step_b = min(right, w - 1), min(bottom, h - 1)
+        x = F.pad(x, (0, step_r, 0, step_b), mode='reflect')
+        right, bottom = right - step_r, bottom - step_b
+    return x
+
+
+def pad_to_multiple(x, multiple, min_size=0):
+    """Reflection-pad the bottom and right of ``x`` so both sides fit a network.
+
+    Args:
+        x (Tensor): ``(B, C, H, W)`` (or ``(C, H, W)``), any dtype and range.
+        multiple (int): Each padded side is a multiple of it (1 = no constraint).
+        min_size (int): Each padded side is at least this. Default: 0.
+
+    Returns:
+        tuple[Tensor, tuple[int, int]]: The padded tensor and the original ``(H, W)``,
+        to pass to :func:`unpad`.
+    """
+    h, w = x.shape[-2:]
+    multiple = max(int(multiple), 1)
+    th = max(-(-h // multiple) * multiple, -(-int(min_size) // multiple) * multiple)
+    tw = max(-(-w // multiple) * multiple, -(-int(min_size) // multiple) * multiple)
+    if th == h and tw == w:
+        return x, (h, w)
+    squeeze = x.dim() == 3
+    y = _reflect_pad(x[None] if squeeze else x, tw - w, th - h)
+    return (y[0] if squeeze else y), (h, w)
+
+
+def unpad(x, size):
+    """Crop ``x`` back to the ``size = (H, W)`` returned by :func:`pad_to_multiple`."""
+    return x[..., :size[0], :size[1]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoint loading
+# ----------------------------------------------------------------------------------------------
+
+
+def _bare(net):
+    if isinstance(net, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+        return net.module
+    return net
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _unpickling_reason(exc):
+    """The specific reason inside torch's long weights-only error (e.g. ``Unsupported global: ...``)."""
+    text = re.sub(r'\x1b\[[0-9;]*m', '', str(exc))
+    m = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)', text, flags=re.S)
+    reason = ' '.join((m.group(1) if m else _first_line(exc)).split())
+    reason = reason.split('. Please use')[0].rstrip('.')
+    return f'torch.load weights_only=True: {reason}'
+
+
+def read_state_dict(path, key='params'):
+    """Read a state dict from a ``.pth`` file without executing code from it.
+
+    Args:
+        path (str): The checkpoint.
+        key (str): Entry holding the weights: ``'params'`` or ``'params_ema'`` (the other
+            one is used when only it exists); a file holding a bare state dict also works.
+            Default: ``'params'``.
+
+    Returns:
+        dict[str, Tensor]: The state dict with any ``module.`` prefixes stripped.
+
+    Raises:
+        CheckpointError: missing file, unreadable file, a file that is not a plain weights
+            file (``torch.load(weights_only=True)`` refuses it), or no state dict inside.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _unpickling_reason(exc)
+        risk = '; a full unpickle could run code from it' if 'global' in reason.lower() else ''
+        raise CheckpointError(f'refusing to load {path}: it is not a plain weights file ({reason}){risk}') from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f'cannot read checkpoint {path}: {_first_line(exc)}') from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'{path}: expected a dict of tensors, got {type(ckpt).__name__}')
+    other = {'params': 'params_ema', 'params_ema': 'params'}.get(key)
+    if key in ckpt and isinstance(ckpt[key], dict):
+        sd = ckpt[key]
+    elif other is not None and isinstance(ckpt.get(other), dict):
+        sd = ckpt[other]
+    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        sd = ckpt
+    else:
+        raise CheckpointError(f"{path}: no state dict under key '{key}' (top-level keys: "
+                              f"{', '.join(map(str, list(ckpt)[:8])) or 'none'})")
+    return {(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}
+
+
+def _first_conv(sd):
+    for k, v in sd.items():
+        if k.endswith('weight') and v.dim() == 4:
+            return k, v
+    return None, None
+
+
+def _input_hint(net, net_in, ckpt_in):
+    base = f'first conv expects {net_in} input channels but the checkpoint has {ckpt_in}'
+    in_ch = getattr(net, 'in_ch', None)
+    mode = getattr(net, 'mask_mode', None)
+    if in_ch is None or mode is None:
+        return f'{base}: set num_in_ch {ckpt_in}'
+    tries = []
+    if ckpt_in == 2 * in_ch and mode != 'multchannel':
+        tries.append('mask_mode multchannel')
+    elif ckpt_in == in_ch + 1 and mode != 'singlechannel':
+        tries.append('mask_mode singlechannel')
+    else:
+        if ckpt_in % 2 == 0:
+            tries.append(f'in_ch {ckpt_in // 2} with mask_mode multchannel')
+        if ckpt_in > 1:
+            tries.append(f'in_ch {ckpt_in - 1} with mask_mode singlechannel')
+    return f"{base}: try {' or '.join(tries)}"
+
+
+def _mismatch_hint(net, own, sd, missing, unexpected, shapes):
+    """One hint sentence for the most likely cause of a key/shape mismatch."""
+    own_keys, ck_keys = list(own), list(sd)
+    if ck_keys and own_keys:
+        ck_net = all(k.startswith('net.') for k in ck_keys)
+        own_net = all(k.startswith('net.') for k in own_keys)
+        if ck_net and not own_net:
+            return "the checkpoint holds a masked wrapper (keys start with 'net.'): load it into MaskedNet"
+        if own_net and not ck_net:
+            return "the checkpoint holds a bare backbone (no 'net.' prefix): load it into the wrapper's .net"
+    k_own, w_own = _first_conv(own)
+    if k_own is not None and k_own in sd:
+        w_ck = sd[k_own]
+        if w_ck.dim() == 4 and w_ck.shape[1] != w_own.shape[1]:
+            return _input_hint(net, w_own.shape[1], w_ck.shape[1])
+    miss_set = set(missing)
+    for u in unexpected:
+        m = re.match(r'^(.*)\.(\d+)\.(weight|bias)$', u)
+        if m:
+            shifted = f'{m.group(1)}.{int(m.group(2)) + 1}.{m.group(3)}'
+            if shifted in miss_set:
+                return "the network's convs sit one index later than the checkpoint's: the checkpoint was built with pad 'zero'"
+            shifted = f'{m.group(1)}.{int(m.group(2)) - 1}.{m.group(3)}'
+            if shifted in miss_set:
+                return "the checkpoint's convs sit one index later: it was built with pad 'reflection'"
+    if missing and not unexpected:
+        return 'the network is larger than the checkpoint (more layers, blocks or scales, or need1x1_up)'
+    if unexpected and not missing:
+        return 'the checkpoint is larger than the network (more layers, blocks or scales, or need1x1_up)'
+    if missing and unexpected:
+        return (f'the checkpoint keys look like {unexpected[0]} but the network expects {missing[0]}: '
+                f'check the network type and its depth options')
+    for k, s_own, s_ck in shapes:
+        if len(s_own) == len(s_ck) and s_own[0] != s_ck[0]:
+            return (f'the checkpoint has {s_ck[0]} channels at {k} where the network has {s_own[0]}: set the '
+                    f'channel widths (num_channels_down/up/skip, num_feat) or num_out_ch to match')
+    return 'check the network type and its options against the checkpoint'
+
+
+def load_checkpoint(net, path, key='params', strict=True):
+    """Load a BasicSR-style checkpoint into ``net`` safely, with a helpful error on mismatch.
+
+    The file is read with ``torch.load(map_location='cpu', weights_only=True)``, so a
+    pickle that would run code is refused. ``{'params': ...}``, ``{'params_ema': ...}``
+    and bare state dicts are accepted, and ``module.`` prefixes (DataParallel) stripped.
+
+    Args:
+        net (nn.Module): The network (a DataParallel/DDP wrapper is unwrapped).
+        path (str): Checkpoint file.
+        key (str): ``'params'`` or ``'params_ema'``. Default: ``'params'``.
+        strict (bool): Require exactly the network's keys. Shapes must always match.
+            Default: True.
+
+    Returns:
+        The ``load_state_dict`` result (missing and unexpected keys; empty when strict).
+
+    Raises:
+        CheckpointError: one line naming the file, the first missing and first unexpected
+            key, their counts, and a hint (e.g. ``first conv expects 6 input channels but
+            the checkpoint has 4: try mask_mode singlechannel``).
+    """
+    net = _bare(net)
+    sd = read_state_dict(path, key=key)
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [(k, tuple(own[k].shape), tuple(sd[k].shape)) for k in own if k in sd and own[k].shape != sd[k].shape]
+    if shapes or (strict and (missing or unexpected)):
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing keys (first: {missing[0]})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected keys (first: {unexpected[0]})')
+        if shapes:
+            k, s_own, s_ck = shapes[0]
+            parts.append(f'{len(shapes)} shape mismatches (first: {k} network {s_own} vs checkpoint {s_ck})')
+        hint = _mismatch_hint(net, own, sd, missing, unexpected, shapes)
+        raise CheckpointError(f'{path} does not fit {type(net).__name__}: {"; ".join(parts)}; hint: {hint}')
+    return net.load_state_dict(sd, strict=strict)

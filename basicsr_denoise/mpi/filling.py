@@ -1,0 +1,197 @@
+"""Zero-shot iterative filling (MPI part 3): the ensemble filler used by every MPI entry point.
+
+Ma et al., "Masked Pre-training Enables Universal Zero-shot Denoiser", NeurIPS 2024.
+For one noisy image ``x``: copy the pre-trained weights, make a fresh Adam, and for
+``t = 1..T`` draw a keep-mask ``M_t``, predict ``y_t = D(M_t * x, M_t)``, take one Adam
+step on ``mean(((1 - M_t) * (y_t - x))^2)`` and update the ensemble
+``ybar = beta * ybar + (1 - beta) * y_t`` at the pixels hidden in step ``t`` only
+(``ybar`` starts as ``x``). The output is ``ybar``, never the raw network output.
+"""
+
+import contextlib
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+
+from basicsr_denoise.archs.arch_util import pad_to_multiple
+from basicsr_denoise.utils.logger import progress
+
+
+def ensemble_update(ybar, pred, keep_mask, beta):
+    """``ybar <- beta * ybar + (1 - beta) * pred`` where ``keep_mask == 0`` (hidden); unchanged elsewhere.
+
+    Args:
+        ybar (Tensor): ``(B, C, H, W)`` running ensemble, updated in place.
+        pred (Tensor): ``(B, C, H, W)`` prediction of this step (made before the step).
+        keep_mask (Tensor): ``(B, C or 1, H, W)``, 1 = kept, 0 = hidden.
+        beta (float): Ensemble weight of the past.
+
+    Returns:
+        Tensor: ``ybar`` (the same tensor).
+    """
+    weight = (1.0 - keep_mask) * (1.0 - beta)
+    return ybar.lerp_(pred.to(ybar.dtype), weight.expand_as(ybar))
+
+
+def masked_fill_loss(pred, target, keep_mask):
+    """The authors' zero-shot loss: MSE between ``(1-M)*pred`` and ``(1-M)*target``, mean over all elements."""
+    hidden = 1.0 - keep_mask
+    return F.mse_loss(pred * hidden, target * hidden)
+
+
+def pixel_unshuffle_batch(x, s):
+    """``(1, C, H, W)`` -> ``(s*s, C, H/s, W/s)``: the ``s^2`` sub-images stacked in the batch (H, W divisible by s)."""
+    if s == 1:
+        return x
+    b, c, h, w = x.shape
+    y = F.pixel_unshuffle(x, s)  # (B, C*s*s, H/s, W/s), channel index = c*s*s + k
+    return y.view(b, c, s * s, h // s, w // s).transpose(1, 2).reshape(b * s * s, c, h // s, w // s)
+
+
+def pixel_shuffle_batch(y, s):
+    """Inverse of :func:`pixel_unshuffle_batch`."""
+    if s == 1:
+        return y
+    bs, c, h, w = y.shape
+    b = bs // (s * s)
+    y = y.view(b, s * s, c, h, w).transpose(1, 2).reshape(b, c * s * s, h, w)
+    return F.pixel_shuffle(y, s)
+
+
+def tile_boxes(length, tile, overlap):
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` overlap."""
+    if length <= tile:
+        return [0]
+    step = max(tile - overlap, 1)
+    n = math.ceil((length - tile) / step) + 1
+    return sorted({min(i * step, length - tile) for i in range(n)})
+
+
+class IterativeFiller:
+    """Denoise one image by MPI's iterative filling with a masked network.
+
+    Args:
+        sampler (MaskSampler): Draws keep-masks (hidden ratio range, mask mode, patch size).
+        iterations (int): Steps ``T``. Default: 200.
+        lr (float): Adam learning rate. Default: 2e-3.
+        beta (float): Ensemble weight. Default: 0.9.
+        shuffle (int): Pixel-unshuffle factor ``s`` (2 for SIDD). Default: 1.
+        bn_mode (str): ``'train'`` keeps BatchNorm in training mode (the authors; it uses
+            the statistics of the image being denoised) or ``'eval'`` (running statistics).
+            Default: ``'train'``.
+        tile_size (int | None): Tile images larger than this (after unshuffling); each tile is
+            filled with fresh weights and the overlaps are averaged. Default: None (no tiling).
+        tile_overlap (int): Overlap of neighbouring tiles. Default: 64.
+        pad_multiple (int): Reflect-pad each (sub-)image to a multiple of this (the skip
+            network downsamples 5 times). Default: 32.
+        autocast (str | None): ``'bf16'`` or ``'fp16'`` mixed precision for forward and loss.
+            Default: None (float32).
+        channels_last (bool): Use the channels-last memory format. Default: False.
+        show_progress (bool): A progress bar over the iterations. Default: True.
+
+    Note:
+        The authors crop CBSD68 images to a multiple of 32 before filling; this filler
+        reflect-pads instead and returns the full image.
+    """
+
+    def __init__(self, sampler, iterations=200, lr=2e-3, beta=0.9, shuffle=1, bn_mode='train', tile_size=None,
+                 tile_overlap=64, pad_multiple=32, autocast=None, channels_last=False, show_progress=True):
+        if bn_mode not in ('train', 'eval'):
+            raise ValueError(f"bn_mode must be 'train' or 'eval', got '{bn_mode}'")
+        if autocast not in (None, 'bf16', 'fp16'):
+            raise ValueError(f"autocast must be bf16, fp16 or None, got '{autocast}'")
+        self.sampler = sampler
+        self.iterations = int(iterations)
+        self.lr = lr
+        self.beta = beta
+        self.shuffle = int(shuffle)
+        self.bn_mode = bn_mode
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+        self.pad_multiple = pad_multiple
+        self.autocast = autocast
+        self.channels_last = channels_last
+        self.show_progress = show_progress
+
+    def _autocast(self, device):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.autocast == 'bf16' else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def fill_once(self, template, x, generator, desc=None):
+        """Fill a batch ``x`` (``(B, C, H, W)``, sizes fitting the network) from a fresh copy of ``template``.
+
+        Returns:
+            Tensor: ``(B, C, H, W)`` float32 ensemble ``ybar``.
+        """
+        net = copy.deepcopy(template)
+        net.train(self.bn_mode == 'train')
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr)
+        ybar = x.detach().clone()
+        scaler = torch.amp.GradScaler(x.device.type) if self.autocast == 'fp16' else None
+        bar = progress(range(self.iterations), desc=desc or 'filling', unit='it', disable=None if self.show_progress
+                       else True)
+        for _ in bar:
+            keep, _ = self.sampler.sample(x.shape, generator, device=x.device)
+            with self._autocast(x.device):
+                pred = net(x, keep)
+                loss = masked_fill_loss(pred.float(), x, keep)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                ensemble_update(ybar, pred.detach(), keep, self.beta)
+        bar.close()
+        return ybar.contiguous()
+
+    def _fill_padded(self, template, x, generator, desc):
+        """Pad to the network's multiple, fill, crop back."""
+        padded, (h, w) = pad_to_multiple(x, self.pad_multiple, min_size=getattr(template, 'min_size', 0))
+        return self.fill_once(template, padded, generator, desc)[..., :h, :w]
+
+    def __call__(self, template, noisy, generator, desc=None):
+        """Denoise ``noisy``.
+
+        Args:
+            template (nn.Module): The masked network with pre-trained weights (left untouched).
+            noisy (Tensor): ``(1, C, H, W)``, float32, noisy values (unclipped, roughly [0, 1]).
+            generator (torch.Generator): Seeded generator on the device of ``noisy``.
+            desc (str | None): Label of the progress bar.
+
+        Returns:
+            Tensor: ``(1, C, H, W)`` float32 denoised image (the ensemble, unclipped).
+        """
+        s = self.shuffle
+        h0, w0 = noisy.shape[-2:]
+        x = noisy
+        if s > 1:  # reflect-pad to a multiple of s, stack the s^2 sub-images in the batch
+            x, _ = pad_to_multiple(x, s)
+            x = pixel_unshuffle_batch(x, s)
+        h, w = x.shape[-2:]
+        tile = self.tile_size
+        if not tile or (h <= tile and w <= tile):
+            out = self._fill_padded(template, x, generator, desc)
+        else:
+            out = torch.zeros_like(x)
+            weight = torch.zeros_like(x[:, :1])
+            boxes = [(t, l) for t in tile_boxes(h, tile, self.tile_overlap) for l in tile_boxes(w, tile, self.tile_overlap)]
+            for i, (t, l) in enumerate(boxes):
+                crop = x[..., t:t + tile, l:l + tile]
+                label = f'{desc or "filling"} tile {i + 1}/{len(boxes)}'
+                out[..., t:t + tile, l:l + tile] += self._fill_padded(template, crop, generator, label)
+                weight[..., t:t + tile, l:l + tile] += 1
+            out = out / weight
+        if s > 1:
+            out = pixel_shuffle_batch(out, s)
+        return out[..., :h0, :w0]
