@@ -274,14 +274,31 @@ class BaseModel:
         """
         if get_dist_info()[0] != 0:
             return None
+        val_opt = self.opt.get('val') or {}
+        metrics = val_opt.get('metrics') or {}
+        bar = progress(total=len(dataloader), desc=dataset_name, unit='img', leave=True,
+                       disable=None if val_opt.get('pbar', True) else True)
+        try:
+            records = self._validate_images(dataloader, current_iter, dataset_name, bar, save_img)
+        finally:
+            bar.close()
+        mean = {}
+        for k in records[0] if records else []:
+            vals = [r[k] for r in records if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
+            if vals and k != 'name':
+                mean[k] = float(np.mean(vals))
+        result = {'images': records, 'mean': mean, 'count': len(records)}
+        self._log_validation(dataset_name, current_iter, mean, metrics, tb_logger)
+        return result
+
+    def _validate_images(self, dataloader, current_iter, dataset_name, bar, save_img):
+        """The per-image loop of :meth:`validation`; returns the per-image records."""
         from basicsr_denoise.metrics import calculate_metric
         from basicsr_denoise.utils.img_util import imwrite, make_comparison, tensor2img
         val_opt = self.opt.get('val') or {}
         metrics = val_opt.get('metrics') or {}
         fmt = val_opt.get('save_format', 'png')
         records = []
-        bar = progress(total=len(dataloader), desc=dataset_name, unit='img', leave=True,
-                       disable=False if val_opt.get('pbar', True) else True)
         for data in dataloader:
             path = data.get('lq_path', data.get('gt_path'))[0]
             name = os.path.splitext(os.path.basename(path))[0]
@@ -319,15 +336,7 @@ class BaseModel:
             bar.set_postfix({k: f'{v:.2f}' for k, v in rec.items() if k in metrics})
             self.logger.info(f'{dataset_name} {name}: ' + ', '.join(
                 f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in rec.items() if k != 'name'))
-        bar.close()
-        mean = {}
-        for k in records[0] if records else []:
-            vals = [r[k] for r in records if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
-            if vals and k != 'name':
-                mean[k] = float(np.mean(vals))
-        result = {'images': records, 'mean': mean, 'count': len(records)}
-        self._log_validation(dataset_name, current_iter, mean, metrics, tb_logger)
-        return result
+        return records
 
     def _log_validation(self, dataset_name, current_iter, mean, metrics, tb_logger):
         msg = f'Validation {dataset_name}'

@@ -61,7 +61,6 @@ class IterativeFillModel(BaseModel):
         fill = opt.get('fill') or {}
         self.filler = build_filler(fill, getattr(bare(self.net_g), 'mask_mode', 'multchannel'))
         self.seed = fill.get('seed', 0)
-        self.in_ch = getattr(bare(self.net_g), 'in_ch', None)
 
     def feed_data(self, data):
         """``data['lq']``: ``(1, C, H, W)`` noisy, float32 (unclipped); ``data['gt']`` optional."""
@@ -74,9 +73,4 @@ class IterativeFillModel(BaseModel):
         import os
         name = os.path.splitext(os.path.basename(self.name))[0]
         gen = torch.Generator(device=self.device).manual_seed(image_seed(self.seed, name))
-        x = self.lq
-        gray_on_rgb = self.in_ch is not None and x.shape[1] == 1 and self.in_ch == 3
-        if gray_on_rgb:  # a colour network on a gray image: fill the replicated image, average back
-            x = x.repeat(1, 3, 1, 1)
-        out = self.filler(self.net_g, x, gen, desc=name)
-        self.output = out.mean(1, keepdim=True) if gray_on_rgb else out
+        self.output = self.filler(self.net_g, self.lq, gen, desc=name)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from basicsr_denoise.archs.arch_util import pad_to_multiple
+from basicsr_denoise.utils.errors import DataError
 from basicsr_denoise.utils.logger import progress
 
 
@@ -172,6 +173,12 @@ class IterativeFiller:
         Returns:
             Tensor: ``(1, C, H, W)`` float32 denoised image (the ensemble, unclipped).
         """
+        in_ch = getattr(template, 'in_ch', noisy.shape[1])
+        if noisy.shape[1] != in_ch:
+            if noisy.shape[1] == 1:  # a colour network on a gray image: fill the replicated image, average back
+                return self(template, noisy.repeat(1, in_ch, 1, 1), generator, desc).mean(1, keepdim=True)
+            raise DataError(f'{desc or "image"}: has {noisy.shape[1]} channels but the network takes {in_ch} '
+                            f'(use weights for {noisy.shape[1]}-channel images)')
         s = self.shuffle
         h0, w0 = noisy.shape[-2:]
         x = noisy

@@ -1,0 +1,212 @@
+"""Denoise your own photos zero-shot, with no YAML and no ground truth.
+
+Usage::
+
+    python -m basicsr_denoise.denoise INPUT... -o OUTDIR [--preset gauss|fast|real|real-fast|sidd|sidd-fast]
+                                      [--weights PATH] [--device auto|cpu|cuda|mps] [--gt DIR]
+
+INPUT is one or more image files or folders (PNG, JPEG, TIFF, BMP, 8/16-bit, gray/RGB/RGBA,
+or float ``.npy``). For each image it writes ``OUTDIR/<name>_denoised.png`` (16-bit PNG for
+16-bit inputs, gray for gray inputs), ``OUTDIR/<name>_compare.png`` (noisy | denoised, plus
+clean when ``--gt`` is given) and one line to the console; ``OUTDIR/metrics.json`` holds the
+per-image seconds (and PSNR/SSIM against ``--gt``).
+
+Presets (MPI, Ma et al., NeurIPS 2024; see METHODS and options/test/MPI/):
+
+=========  ==========================  ========  ======  =====  =======
+preset     weights                     hidden %  steps   beta   shuffle
+=========  ==========================  ========  ======  =====  =======
+gauss      synthetic (30 %, per chan.) 30        1000    0.99   1
+fast       synthetic                   30        200     0.90   1
+real       real (80-95 %, shared)      85        1000    0.99   1
+real-fast  real                        85        200     0.90   1
+sidd       real                        90        800     0.99   2
+sidd-fast  real                        90        200     0.90   2
+=========  ==========================  ========  ======  =====  =======
+"""
+
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+import numpy as np
+import torch
+
+from basicsr_denoise.utils.errors import BasicSRDenoiseError, CheckpointError, DataError
+
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+WEIGHTS = {'syn': 'MPI_syn_ours.pth', 'real': 'MPI_real_ours.pth'}
+PRESETS = {
+    'gauss': dict(weights='syn', mask_mode='multchannel', ratio=30, iterations=1000, beta=0.99, shuffle=1),
+    'fast': dict(weights='syn', mask_mode='multchannel', ratio=30, iterations=200, beta=0.9, shuffle=1),
+    'real': dict(weights='real', mask_mode='singlechannel', ratio=85, iterations=1000, beta=0.99, shuffle=1),
+    'real-fast': dict(weights='real', mask_mode='singlechannel', ratio=85, iterations=200, beta=0.9, shuffle=1),
+    'sidd': dict(weights='real', mask_mode='singlechannel', ratio=90, iterations=800, beta=0.99, shuffle=2),
+    'sidd-fast': dict(weights='real', mask_mode='singlechannel', ratio=90, iterations=200, beta=0.9, shuffle=2),
+}
+
+
+def weights_dirs():
+    """Folders searched for the default checkpoints: ``$BASICSR_DENOISE_WEIGHTS``, then the repo's."""
+    dirs = [os.environ.get('BASICSR_DENOISE_WEIGHTS'), osp.join(REPO_ROOT, 'experiments', 'pretrained_models')]
+    return [d for d in dirs if d]
+
+
+def default_weights(kind):
+    """Path of the project's default checkpoint of ``kind`` (``'syn'`` or ``'real'``).
+
+    Raises:
+        CheckpointError: with instructions when it is not there.
+    """
+    name = WEIGHTS[kind]
+    for d in weights_dirs():
+        if osp.isfile(osp.join(d, name)):
+            return osp.join(d, name)
+    recipe = 'pretrain_MPI_syn_small.yml' if kind == 'syn' else 'pretrain_MPI_real_imagenet.yml'
+    raise CheckpointError(
+        f'no default {kind} checkpoint ({name}) in {" or ".join(weights_dirs())}: pass --weights PATH '
+        f'(e.g. the MPI authors\' released weights, see README), or train one with '
+        f'python basicsr_denoise/train.py -opt options/train/MPI/{recipe}')
+
+
+def collect_inputs(inputs, recursive=False):
+    """Image files named by ``inputs`` (files, or folders scanned for images), in order, without duplicates."""
+    from basicsr_denoise.utils.img_util import is_image_file, scandir
+    files = []
+    for item in inputs:
+        if osp.isdir(item):
+            found = sorted(osp.join(item, p) for p in scandir(item, recursive=recursive) if is_image_file(p))
+            if not found:
+                raise DataError(f'no images found in folder {item}')
+            files += found
+        elif osp.isfile(item):
+            files.append(item)
+        else:
+            raise DataError(f'input not found: {item}')
+    seen = set()
+    return [f for f in files if not (f in seen or seen.add(f))]
+
+
+def read_input(path):
+    """Read ``path`` as float32 ``(H, W, C)`` in [0, 1] (unclipped for float .npy) and its bit depth."""
+    from basicsr_denoise.utils.img_util import imread
+    raw = imread(path, float32=False)
+    if raw.dtype == np.uint16:
+        return raw.astype(np.float32) / 65535.0, 16
+    if raw.dtype == np.uint8:
+        return raw.astype(np.float32) / 255.0, 8
+    img = raw.astype(np.float32)
+    if not np.isfinite(img).all():
+        raise DataError(f'cannot read image {path}: contains NaN or Inf values')
+    return img, 8
+
+
+def build_denoiser(preset, weights=None, device='auto', iterations=None, beta=None):
+    """The masked network (with weights) and the filler of ``preset``."""
+    from basicsr_denoise.archs import build_network
+    from basicsr_denoise.archs.arch_util import load_checkpoint
+    from basicsr_denoise.models.iterative_fill_model import build_filler
+    from basicsr_denoise.utils.dist import default_device
+    p = PRESETS[preset]
+    dev = default_device('auto') if device == 'auto' else torch.device(device)
+    net = build_network({'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': p['mask_mode'], 'backbone': {'type': 'SkipNet'}})
+    path = weights or default_weights(p['weights'])
+    load_checkpoint(net, path, key='params', strict=True)
+    fill = {'iterations': iterations or p['iterations'], 'beta': beta if beta is not None else p['beta'],
+            'mask_ratio': [p['ratio'], p['ratio']], 'shuffle': p['shuffle'], 'tile_size': 1024, 'tile_overlap': 64}
+    return net.to(dev), build_filler(fill, p['mask_mode']), path, dev
+
+
+def denoise_files(files, outdir, preset='fast', weights=None, device='auto', gt_dir=None, seed=0, iterations=None,
+                  beta=None):
+    """Denoise ``files`` into ``outdir``; returns the metrics dict written to ``metrics.json``."""
+    from basicsr_denoise.metrics.psnr_ssim import calculate_psnr, calculate_ssim
+    from basicsr_denoise.models.iterative_fill_model import image_seed
+    from basicsr_denoise.utils.img_util import imread, imwrite, make_comparison
+    net, filler, wpath, dev = build_denoiser(preset, weights, device, iterations, beta)
+    os.makedirs(outdir, exist_ok=True)
+    print(f'denoise: {len(files)} image(s), preset {preset} ({filler.iterations} steps, beta {filler.beta}), '
+          f'weights {wpath}, device {dev}', flush=True)
+    records, failed = [], []
+    for i, path in enumerate(files):
+        name = osp.splitext(osp.basename(path))[0]
+        try:
+            img, depth = read_input(path)
+            gt = None
+            if gt_dir:
+                cand = [osp.join(gt_dir, name + ext) for ext in ('.png', '.npy', '.tif', '.bmp', '.jpg', '.JPG')]
+                gt_path = next((c for c in cand if osp.isfile(c)), None)
+                gt = imread(gt_path) if gt_path else None
+            t0 = time.perf_counter()
+            x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(dev)
+            gen = torch.Generator(device=dev).manual_seed(image_seed(seed, name))
+            out = filler(net, x, gen, desc=f'[{i + 1}/{len(files)}] {name}')
+            if dev.type == 'cuda':
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+        except BasicSRDenoiseError as exc:
+            print(f'error: {exc}', file=sys.stderr, flush=True)
+            failed.append(path)
+            continue
+        out = out[0].detach().cpu().numpy().transpose(1, 2, 0)
+        ext = '.png'
+        imwrite(out, osp.join(outdir, f'{name}_denoised{ext}'), bit_depth=depth)
+        rec = {'name': name, 'input': path, 'height': img.shape[0], 'width': img.shape[1], 'channels': img.shape[2],
+               'bit_depth': depth, 'seconds': seconds}
+        panels, labels = [img, out], ['noisy', 'denoised']
+        line = f'{name}: {img.shape[1]}x{img.shape[0]}x{img.shape[2]} {depth}-bit, {seconds:.1f} s'
+        if gt is not None and gt.shape == img.shape:
+            rec['psnr'] = calculate_psnr(out, gt, float_mode=True)
+            rec['ssim'] = calculate_ssim(out, gt, float_mode=True, window='uniform')
+            rec['psnr_noisy'] = calculate_psnr(img, gt, float_mode=True)
+            labels[0] = f"noisy {rec['psnr_noisy']:.2f} dB"
+            labels[1] = f"denoised {rec['psnr']:.2f} dB"
+            panels.append(gt)
+            labels.append('clean')
+            line += f", PSNR {rec['psnr_noisy']:.2f} -> {rec['psnr']:.2f} dB, SSIM {rec['ssim']:.4f}"
+        imwrite(make_comparison(panels, labels), osp.join(outdir, f'{name}_compare.png'))
+        records.append(rec)
+        print(line, flush=True)
+    mean = {k: float(np.mean([r[k] for r in records if k in r])) for k in ('psnr', 'ssim', 'seconds')
+            if any(k in r for r in records)}
+    result = {'preset': preset, 'weights': wpath, 'images': records, 'mean': mean, 'count': len(records),
+              'failed': failed}
+    with open(osp.join(outdir, 'metrics.json'), 'w', encoding='utf-8') as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m basicsr_denoise.denoise',
+                                     description='Zero-shot denoising of your own images (MPI).')
+    parser.add_argument('inputs', nargs='+', help='Image files and/or folders.')
+    parser.add_argument('-o', '--output', required=True, help='Output folder.')
+    parser.add_argument('--preset', default='fast', choices=sorted(PRESETS), help='Default: fast.')
+    parser.add_argument('--weights', default=None, help="Checkpoint; default: the project's own.")
+    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda', 'mps'])
+    parser.add_argument('--gt', default=None, help='Optional folder of clean images (same names) for PSNR/SSIM.')
+    parser.add_argument('--recursive', action='store_true', help='Search folders recursively.')
+    parser.add_argument('--iterations', type=int, default=None, help="Override the preset's number of steps.")
+    parser.add_argument('--beta', type=float, default=None, help="Override the preset's ensemble weight.")
+    parser.add_argument('--seed', type=int, default=0, help='Mask seed (results repeat exactly for a seed).')
+    args = parser.parse_args(argv)
+    try:
+        files = collect_inputs(args.inputs, args.recursive)
+        res = denoise_files(files, args.output, args.preset, args.weights, args.device, args.gt, args.seed,
+                            args.iterations, args.beta)
+    except BasicSRDenoiseError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        sys.exit(2)
+    summary = f"done: {res['count']} image(s) in {args.output}"
+    if 'psnr' in res['mean']:
+        summary += f", mean PSNR {res['mean']['psnr']:.2f} dB"
+    print(summary + (f", {len(res['failed'])} failed" if res['failed'] else ''), flush=True)
+    if res['failed']:
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
