@@ -139,22 +139,27 @@ class IterativeFiller:
         bar = progress(range(self.iterations), desc=desc or 'filling', unit='it', disable=None if self.show_progress
                        else True)
         for _ in bar:
-            keep, _ = self.sampler.sample(x.shape, generator, device=x.device)
-            with self._autocast(x.device):
-                pred = net(x, keep)
-                loss = masked_fill_loss(pred.float(), x, keep)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            with torch.no_grad():
-                ensemble_update(ybar, pred.detach(), keep, self.beta)
+            self.step(net, optimizer, x, ybar, generator, scaler)
         bar.close()
         return ybar.contiguous()
+
+    def step(self, net, optimizer, x, ybar, generator, scaler=None):
+        """One filling iteration: draw a mask, one Adam step on the hidden pixels, update ``ybar`` in place."""
+        keep, _ = self.sampler.sample(x.shape, generator, device=x.device)
+        with self._autocast(x.device):
+            pred = net(x, keep)
+            loss = masked_fill_loss(pred.float(), x, keep)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            ensemble_update(ybar, pred.detach(), keep, self.beta)
+        return loss
 
     def _fill_padded(self, template, x, generator, desc):
         """Pad to the network's multiple, fill, crop back."""
