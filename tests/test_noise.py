@@ -66,7 +66,7 @@ def test_moments_on_constant_image(name):
 @pytest.mark.parametrize('bad', [0, -1])
 def test_non_positive_level_is_an_option_error(name, bad):
     noise = _build(name)
-    with pytest.raises(OptionError, match=rf'^{name}: {noise.param_name} must be > 0, got {bad}$'):
+    with pytest.raises(OptionError, match=rf'^noise: {name}: {noise.param_name} must be > 0, got {bad}$'):
         _build(name, **{noise.param_name: bad})
     with pytest.raises(OptionError):
         noise.with_param(bad)

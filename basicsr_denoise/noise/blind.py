@@ -27,6 +27,16 @@ The network call is cached: a level whose :meth:`NoiseModel.network_input` equal
 reuses the previous score, so Gaussian and Gamma cost one network evaluation for the whole grid,
 Poisson (input ``y / eta``) one per level tried. No method names a noise family except the two
 Gaussian-only estimators, which check ``noise.param_name == 'sigma'`` and its ``std`` attribute.
+
+Note:
+    The exact form of the authors' TV score is not specified beyond "total variation (Charbonnier)";
+    :func:`tv_charbonnier` is the anisotropic form with ``eps = 1e-3`` on the unclipped ``xhat``
+    (configurable: ``score.tv_eps``). The TV score is not scale invariant: an ``xhat`` that is
+    uniformly darker scores lower. With an exact score this is harmless for Gaussian and Gamma
+    noise (tested: the true sigma / k is recovered), but for Poisson an oracle score of a known
+    clean image makes ``xhat`` proportional to ``eta``, so the search then drifts to the smallest
+    ``eta`` of the grid; with a trained network the estimate depends on how it extrapolates.
+    ``'tv_golden'`` never leaves the grid's range.
 """
 
 import math
@@ -43,7 +53,8 @@ MAD_CONSTANT = 0.6744897501960817
 def tv_charbonnier(x, eps=1e-3):
     """Anisotropic total variation with a Charbonnier penalty, per image.
 
-    ``TV(x) = mean_{c,i,j} sqrt((x[c,i+1,j] - x[c,i,j])^2 + eps^2) + mean_{c,i,j} sqrt((x[c,i,j+1] - x[c,i,j])^2 + eps^2)``.
+    ``TV(x) = mean_{c,i,j} sqrt((x[c,i+1,j] - x[c,i,j])^2 + eps^2)
+    + mean_{c,i,j} sqrt((x[c,i,j+1] - x[c,i,j])^2 + eps^2)`` (the two means over their own valid pairs).
 
     Args:
         x (Tensor): ``(B, C, H, W)`` images (any range; [0, 1] for the default ``eps``).

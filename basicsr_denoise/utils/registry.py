@@ -132,7 +132,7 @@ class Registry:
         try:
             return cls(**kwargs, **extra)
         except OptionError as exc:  # say which block of which file the class complained about
-            where = ''.join([f'{source}: ' if source else '', f'{key}.' if key else ''])
+            where = ''.join([f'{source}: ' if source else '', f'{key}: ' if key else ''])
             msg = str(exc)
             raise OptionError(msg if (source and msg.startswith(source)) else f'{where}{msg}') from None
 
