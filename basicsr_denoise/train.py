@@ -30,7 +30,7 @@ from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr_denoise.data.sampler import EnlargedSampler  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
 from basicsr_denoise.utils.checkpoint import safe_load  # noqa: E402
-from basicsr_denoise.utils.dist import barrier, get_dist_info, init_dist  # noqa: E402
+from basicsr_denoise.utils.dist import barrier, get_dist_info, init_dist, reduce_mean  # noqa: E402
 from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError  # noqa: E402
 from basicsr_denoise.utils.logger import MessageLogger, get_root_logger, get_time_str, init_tb_logger  # noqa: E402
 from basicsr_denoise.utils.misc import (find_latest_state, mkdir_and_rename, preserve_rng,  # noqa: E402
@@ -168,6 +168,7 @@ def train_pipeline(root_path=None, argv=None):
     logger.info(f'Start training from epoch {epoch}, iteration {current_iter}.')
     start = time.time()
     last_saved = current_iter if resume_state is not None else -1
+    skipped = skipped_logged = 0
     while current_iter < total_iter:
         sampler.set_epoch(epoch)
         sampler.set_start(batch_in_epoch * batch)
@@ -177,6 +178,8 @@ def train_pipeline(root_path=None, argv=None):
             data_time = time.time() - t_data
             current_iter += 1
             batch_in_epoch += 1
+            if 'skipped' in data:
+                skipped += int(data['skipped'].sum())
             model.update_learning_rate(current_iter, warmup_iter)
             model.feed_data(data)
             model.optimize_parameters(current_iter)
@@ -186,6 +189,11 @@ def train_pipeline(root_path=None, argv=None):
                        'time': iter_time, 'data_time': data_time}
                 log.update(model.get_current_log())
                 msg_logger(log)
+                skipped_all = round(reduce_mean({'n': skipped})['n'] * opt['world_size'])
+                if skipped_all > skipped_logged:
+                    logger.warning(f'{skipped_all} unreadable training image read(s) skipped so far '
+                                   '(the warnings above name the files)')
+                    skipped_logged = skipped_all
             if current_iter % save_freq == 0 or current_iter == total_iter:
                 logger.info(f'Saving models and training states at iteration {current_iter}.')
                 model.save(epoch, current_iter, batch_in_epoch)

@@ -51,7 +51,8 @@ class ImageFolderDataset(data.Dataset):
             up front for LMDBs with shapes in meta_info, else when read). Default: None.
 
     Items:
-        ``gt``: ``(C, H, W)``, RGB, float32 in [0, 1]; ``gt_path``: file path (LMDB key for LMDB).
+        ``gt``: ``(C, H, W)``, RGB, float32 in [0, 1]; ``gt_path``: file path (LMDB key for LMDB);
+        ``skipped``: how many unusable files were passed over to produce this item.
     """
 
     def __init__(self, dataroot_gt=None, meta_info_file=None, io_backend=None, gt_size=256, use_hflip=False,
@@ -100,6 +101,7 @@ class ImageFolderDataset(data.Dataset):
     def __getitem__(self, index):
         idx, rng = split_index(index)
         path = self.paths[idx]
+        skipped_before = self.num_skipped
         for _ in range(_MAX_RETRIES):
             if path in self.skipped:  # known bad: do not read it again
                 self.num_skipped += 1
@@ -121,7 +123,9 @@ class ImageFolderDataset(data.Dataset):
             img = random_crop(pad_to_size(img, self.gt_size), self.gt_size, rng, path)
         if self.use_hflip or self.use_rot:
             img = augment(img, self.use_hflip, self.use_rot, rng)
-        return {'gt': img2tensor(img), 'gt_path': path}  # gt: (C, H, W), RGB, float32 in [0, 1]
+        # gt: (C, H, W), RGB, float32 in [0, 1]; skipped: unusable files passed over for this item, so the
+        # training loop can count them across workers and ranks
+        return {'gt': img2tensor(img), 'gt_path': path, 'skipped': self.num_skipped - skipped_before}
 
     def __len__(self):
         return len(self.paths)
