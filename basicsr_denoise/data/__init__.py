@@ -19,7 +19,7 @@ from basicsr_denoise.utils.registry import DATASET_REGISTRY, accepted_kwargs
 __all__ = ['LOADER_KEYS', 'build_dataset', 'build_dataloader', 'worker_init_fn', 'EnlargedSampler']
 
 LOADER_KEYS = ('name', 'phase', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
-               'prefetch_mode', 'pin_memory', 'persistent_workers')
+               'prefetch_mode', 'prefetch_factor', 'pin_memory', 'persistent_workers')
 """Keys of a ``datasets.<phase>`` block that configure the loader, not the dataset."""
 
 
@@ -117,4 +117,6 @@ def build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=None, seed=Non
         kwargs['worker_init_fn'] = functools.partial(worker_init_fn, num_workers=num_workers, rank=rank,
                                                      seed=int(seed or 0))
         kwargs['persistent_workers'] = bool(opt.get('persistent_workers', True))
+        if opt.get('prefetch_factor'):
+            kwargs['prefetch_factor'] = int(opt['prefetch_factor'])
     return DataLoader(dataset, **kwargs)
