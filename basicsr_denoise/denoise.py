@@ -35,7 +35,7 @@ import time
 import numpy as np
 import torch
 
-from basicsr_denoise.utils.errors import BasicSRDenoiseError, CheckpointError, DataError
+from basicsr_denoise.utils.errors import BasicSRDenoiseError, CheckpointError, DataError, exit_on_user_error
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 WEIGHTS = {'syn': 'MPI_syn_ours.pth', 'real': 'MPI_real_ours.pth'}
@@ -193,13 +193,9 @@ def main(argv=None):
     parser.add_argument('--beta', type=float, default=None, help="Override the preset's ensemble weight.")
     parser.add_argument('--seed', type=int, default=0, help='Mask seed (results repeat exactly for a seed).')
     args = parser.parse_args(argv)
-    try:
-        files = collect_inputs(args.inputs, args.recursive)
-        res = denoise_files(files, args.output, args.preset, args.weights, args.device, args.gt, args.seed,
-                            args.iterations, args.beta)
-    except BasicSRDenoiseError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(2)
+    files = exit_on_user_error(collect_inputs, args.inputs, args.recursive)
+    res = exit_on_user_error(denoise_files, files, args.output, args.preset, args.weights, args.device, args.gt,
+                             args.seed, args.iterations, args.beta)
     summary = f"done: {res['count']} image(s) in {args.output}"
     if 'psnr' in res['mean']:
         summary += f", mean PSNR {res['mean']['psnr']:.2f} dB"

@@ -16,7 +16,7 @@ if __package__ in (None, ''):  # run as a script: import the package, not its su
 
 from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
-from basicsr_denoise.utils.errors import BasicSRDenoiseError  # noqa: E402
+from basicsr_denoise.utils.errors import exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.logger import get_root_logger, get_time_str  # noqa: E402
 from basicsr_denoise.utils.misc import mkdir_and_rename, set_random_seed  # noqa: E402
 from basicsr_denoise.utils.options import dict2str, parse_options  # noqa: E402
@@ -74,11 +74,7 @@ def test_pipeline(root_path=None, argv=None):
 
 def main(argv=None):
     """Command-line entry: user errors print one line (``error: ...``) and exit with status 2."""
-    try:
-        test_pipeline(argv=argv)
-    except BasicSRDenoiseError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(test_pipeline, argv=argv)
 
 
 if __name__ == '__main__':

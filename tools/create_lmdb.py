@@ -28,7 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError  # noqa: E402
+from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError, exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.img_util import IMG_EXTENSIONS, imfrombytes, scandir  # noqa: E402
 
 _BATCH = 1000
@@ -141,8 +141,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except BasicSRDenoiseError as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(1)
+    exit_on_user_error(main)

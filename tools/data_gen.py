@@ -33,7 +33,7 @@ if __package__ in (None, ''):
 
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError, OptionError  # noqa: E402
+from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError, OptionError, exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.img_util import imfrombytes, is_image_file  # noqa: E402
 
 KEPT, TOO_SMALL, UNREADABLE = 'kept', 'too_small', 'unreadable'
@@ -201,8 +201,4 @@ def _collect(res, counts, kept, problems):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except BasicSRDenoiseError as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(1)
+    exit_on_user_error(main)

@@ -23,7 +23,7 @@ import numpy as np
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 from basicsr_denoise.denoise import denoise_files  # noqa: E402
-from basicsr_denoise.utils.errors import BasicSRDenoiseError  # noqa: E402
+from basicsr_denoise.utils.errors import exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.img_util import imread, imwrite, is_image_file  # noqa: E402
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
@@ -53,13 +53,9 @@ def main(argv=None):
     parser.add_argument('--weights', default=None)
     args = parser.parse_args(argv)
     t0 = time.time()
-    try:
-        files = make_noisy(args.samples, osp.join(args.out, 'noisy'), args.sigma, args.seed)
-        res = denoise_files(files, osp.join(args.out, 'denoised'), preset=args.preset, weights=args.weights,
-                            gt_dir=args.samples)
-    except BasicSRDenoiseError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(2)
+    files = exit_on_user_error(make_noisy, args.samples, osp.join(args.out, 'noisy'), args.sigma, args.seed)
+    res = exit_on_user_error(denoise_files, files, osp.join(args.out, 'denoised'), preset=args.preset,
+                             weights=args.weights, gt_dir=args.samples)
     print(f"demo: {res['count']} images, mean PSNR {res['mean']['psnr']:.2f} dB "
           f"(noisy {np.mean([r['psnr_noisy'] for r in res['images']]):.2f} dB), "
           f"{time.time() - t0:.0f} s in all; outputs and comparison pictures in {osp.join(args.out, 'denoised')}")

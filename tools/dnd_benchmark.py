@@ -40,7 +40,7 @@ if __package__ in (None, ''):
 from basicsr_denoise.mpi.benchmarks import (build_zero_shot_denoiser, bundle_dnd_submission,  # noqa: E402
                                             dnd_block_name, dnd_blocks, read_dnd_image, read_dnd_info,
                                             write_dnd_block)
-from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError  # noqa: E402
+from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.logger import progress  # noqa: E402
 
 
@@ -123,11 +123,7 @@ def run(args):
 def main(argv=None):
     """Command-line entry; returns the metrics dict. User errors print ``error: ...`` and exit with status 2."""
     args = parse_args(argv)
-    try:
-        return run(args)
-    except BasicSRDenoiseError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(2)
+    return exit_on_user_error(run, args)
 
 
 if __name__ == '__main__':

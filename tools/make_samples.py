@@ -18,7 +18,7 @@ import sys
 if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from basicsr_denoise.utils.errors import BasicSRDenoiseError  # noqa: E402
+from basicsr_denoise.utils.errors import exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.img_util import imread  # noqa: E402
 
 # (output name, source relative to the data root, left x, top y, width, height); *_gray crops are converted
@@ -73,8 +73,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except BasicSRDenoiseError as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(1)
+    exit_on_user_error(main)

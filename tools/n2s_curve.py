@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
-from basicsr_denoise.utils.errors import BasicSRDenoiseError, OptionError  # noqa: E402
+from basicsr_denoise.utils.errors import OptionError, exit_on_user_error  # noqa: E402
 
 
 def list_checkpoints(exp_dir):
@@ -191,11 +191,8 @@ def main(argv=None):
     parser.add_argument('--param-key', default='params', choices=['params', 'params_ema'])
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY=VALUE', help='Option overrides.')
     args = parser.parse_args(argv)
-    try:
-        rows = evaluate(args.exp_dir, args.opt, args.max_images, args.force_yml, args.param_key, args.metric)
-    except BasicSRDenoiseError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(2)
+    rows = exit_on_user_error(evaluate, args.exp_dir, args.opt, args.max_images, args.force_yml, args.param_key,
+                              args.metric)
     out = args.out or args.exp_dir
     os.makedirs(out, exist_ok=True)
     csv_path, png_path = osp.join(out, 'n2s_curve.csv'), osp.join(out, 'n2s_curve.png')

@@ -42,7 +42,7 @@ if __package__ in (None, ''):
 from basicsr_denoise.metrics.psnr_ssim import calculate_psnr  # noqa: E402
 from basicsr_denoise.mpi.benchmarks import (build_zero_shot_denoiser, denoise_blocks, read_sidd_blocks,  # noqa: E402
                                             to_uint8, write_sidd_submission)
-from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError  # noqa: E402
+from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -112,11 +112,7 @@ def run(args):
 def main(argv=None):
     """Command-line entry; returns the metrics dict. User errors print ``error: ...`` and exit with status 2."""
     args = parse_args(argv)
-    try:
-        return run(args)
-    except BasicSRDenoiseError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(2)
+    return exit_on_user_error(run, args)
 
 
 if __name__ == '__main__':

@@ -1,12 +1,12 @@
 """Helpers shared by the architectures: size padding and checkpoint loading."""
 
-import os
-import pickle
 import re
 
 import torch
 import torch.nn.functional as F
 
+from basicsr_denoise.utils.checkpoint import safe_load
+from basicsr_denoise.utils.dist import bare
 from basicsr_denoise.utils.errors import CheckpointError
 
 # ----------------------------------------------------------------------------------------------
@@ -59,26 +59,6 @@ def unpad(x, size):
 # ----------------------------------------------------------------------------------------------
 
 
-def _bare(net):
-    if isinstance(net, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
-        return net.module
-    return net
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _unpickling_reason(exc):
-    """The specific reason inside torch's long weights-only error (e.g. ``Unsupported global: ...``)."""
-    text = re.sub(r'\x1b\[[0-9;]*m', '', str(exc))
-    m = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)', text, flags=re.S)
-    reason = ' '.join((m.group(1) if m else _first_line(exc)).split())
-    reason = reason.split('. Please use')[0].rstrip('.')
-    return f'torch.load weights_only=True: {reason}'
-
-
 def read_state_dict(path, key='params'):
     """Read a state dict from a ``.pth`` file without executing code from it.
 
@@ -95,16 +75,7 @@ def read_state_dict(path, key='params'):
         CheckpointError: missing file, unreadable file, a file that is not a plain weights
             file (``torch.load(weights_only=True)`` refuses it), or no state dict inside.
     """
-    if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint not found: {path}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = _unpickling_reason(exc)
-        risk = '; a full unpickle could run code from it' if 'global' in reason.lower() else ''
-        raise CheckpointError(f'refusing to load {path}: it is not a plain weights file ({reason}){risk}') from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f'cannot read checkpoint {path}: {_first_line(exc)}') from None
+    ckpt = safe_load(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'{path}: expected a dict of tensors, got {type(ckpt).__name__}')
     other = {'params': 'params_ema', 'params_ema': 'params'}.get(key)
@@ -207,7 +178,7 @@ def load_checkpoint(net, path, key='params', strict=True):
             key, their counts, and a hint (e.g. ``first conv expects 6 input channels but
             the checkpoint has 4: try mask_mode singlechannel``).
     """
-    net = _bare(net)
+    net = bare(net)
     sd = read_state_dict(path, key=key)
     own = net.state_dict()
     missing = [k for k in own if k not in sd]

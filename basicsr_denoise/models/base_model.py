@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from basicsr_denoise.utils.checkpoint import atomic_save, safe_load
+from basicsr_denoise.utils.checkpoint import atomic_save
 from basicsr_denoise.utils.dist import bare, default_device, get_dist_info, reduce_mean
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.logger import get_root_logger, progress

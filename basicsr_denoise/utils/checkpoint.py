@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import tempfile
 
 import torch
@@ -55,9 +56,22 @@ def safe_load(path, map_location='cpu'):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f'refusing to load {path}: it is not a plain weights file '
-                              f'(torch.load weights_only=True said: {first})') from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f'cannot read checkpoint {path}: {first}') from None
+        reason = _unpickling_reason(exc)
+        risk = '; a full unpickle could run code from it' if 'global' in reason.lower() else ''
+        raise CheckpointError(f'refusing to load {path}: it is not a plain weights file ({reason}){risk}') from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f'cannot read checkpoint {path}: {_first_line(exc)}') from None
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _unpickling_reason(exc):
+    """The specific reason inside torch's long weights-only error (e.g. ``Unsupported global: ...``)."""
+    text = re.sub(r'\x1b\[[0-9;]*m', '', str(exc))
+    m = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)', text, flags=re.S)
+    reason = ' '.join((m.group(1) if m else _first_line(exc)).split())
+    reason = reason.split('. Please use')[0].rstrip('.')
+    return f'torch.load weights_only=True: {reason}'

@@ -18,3 +18,16 @@ class DataError(BasicSRDenoiseError, ValueError):
 
 class CheckpointError(BasicSRDenoiseError, ValueError):
     """A checkpoint that cannot be loaded safely or does not fit the network."""
+
+
+def exit_on_user_error(fn, *args, **kwargs):
+    """Call ``fn(*args, **kwargs)``; a :class:`BasicSRDenoiseError` prints ``error: <message>`` and exits with 2.
+
+    Every command-line entry point goes through it, so a user mistake is one line, not a traceback.
+    """
+    import sys
+    try:
+        return fn(*args, **kwargs)
+    except BasicSRDenoiseError as exc:
+        print(f'error: {exc}', file=sys.stderr, flush=True)
+        sys.exit(2)
