@@ -8,7 +8,7 @@ import yaml
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.options import apply_override, parse_options, parse_override
 
-from _framework import train_options, write_options, write_plugin  # noqa: E402
+from _framework import REPO as REPO_ROOT, train_options, write_options, write_plugin  # noqa: E402
 
 
 @pytest.fixture
@@ -120,3 +120,14 @@ def test_missing_option_file():
 def test_debug_flag(opt_file):
     opt, _ = parse_options(True, ['-opt', opt_file, '--debug'])
     assert opt['name'] == 'debug_tiny' and opt['logger']['print_freq'] == 1
+
+
+@pytest.mark.parametrize('path', sorted(
+    os.path.relpath(os.path.join(d, f), REPO_ROOT) for d, _, fs in os.walk(os.path.join(REPO_ROOT, 'options'))
+    for f in fs if f.endswith('.yml')))
+def test_every_shipped_option_file_validates(path):
+    """Each option file in options/ passes the full schema check (keys, types, registry blocks)."""
+    from basicsr_denoise.utils.options import check_options, load_yaml
+    full = os.path.join(REPO_ROOT, path)
+    opt = check_options(load_yaml(full), is_train=path.startswith(os.path.join('options', 'train')), source=full)
+    assert opt['name'] and opt['model_type'] in ('IterativeFillModel', 'MaskedPretrainModel', 'ScoreModel')
