@@ -51,14 +51,16 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--preset', default='fast')
     parser.add_argument('--weights', default=None)
+    parser.add_argument('--iterations', type=int, default=None, help="Override the preset's number of steps.")
     args = parser.parse_args(argv)
     t0 = time.time()
     files = exit_on_user_error(make_noisy, args.samples, osp.join(args.out, 'noisy'), args.sigma, args.seed)
     res = exit_on_user_error(denoise_files, files, osp.join(args.out, 'denoised'), preset=args.preset,
-                             weights=args.weights, gt_dir=args.samples)
+                             weights=args.weights, gt_dir=args.samples, iterations=args.iterations)
     print(f"demo: {res['count']} images, mean PSNR {res['mean']['psnr']:.2f} dB "
           f"(noisy {np.mean([r['psnr_noisy'] for r in res['images']]):.2f} dB), "
           f"{time.time() - t0:.0f} s in all; outputs and comparison pictures in {osp.join(args.out, 'denoised')}")
+    return res
 
 
 if __name__ == '__main__':
