@@ -2,6 +2,7 @@
 and reconstruct hidden pixels, checkpoint errors are helpful and safe."""
 
 import math
+import os
 import pickle
 import subprocess
 import sys
@@ -386,3 +387,24 @@ def test_unreadable_and_missing_checkpoints(tmp_path):
         pickle.dump([1, 2], f)
     with pytest.raises(CheckpointError):
         load_checkpoint(nn.Linear(1, 1), str(tmp_path / 'plain.pkl'))
+
+
+def test_shipped_checkpoints_match_their_readme_and_load_strict():
+    """Each checkpoint in experiments/pretrained_models/ has its sha256 in the README and loads strict."""
+    import hashlib
+    import re
+    folder = os.path.join(os.path.dirname(__file__), os.pardir, 'experiments', 'pretrained_models')
+    readme = open(os.path.join(folder, 'README.md')).read()
+    listed = dict(re.findall(r'\| `([\w.]+\.pth)` \| `([0-9a-f]{64})` \|', readme))
+    files = sorted(f for f in os.listdir(folder) if f.endswith('.pth'))
+    assert files and set(files) == set(listed)
+    configs = {'MPI_syn_ours.pth': {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
+                                    'backbone': {'type': 'SkipNet'}},
+               'MPI_real_ours.pth': {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'singlechannel',
+                                     'backbone': {'type': 'SkipNet'}}}
+    for f in files:
+        path = os.path.join(folder, f)
+        assert hashlib.sha256(open(path, 'rb').read()).hexdigest() == listed[f], f'{f}: sha256 differs from README'
+        assert os.path.getsize(path) < 10 * 2**20
+        if f in configs:
+            load_checkpoint(build_network(configs[f]), path, strict=True)
