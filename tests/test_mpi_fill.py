@@ -272,3 +272,29 @@ def test_demo_tool_end_to_end(tmp_path, skip_weights):
     assert gray['channels'] == 1 and 19 < gray['psnr_noisy'] < 22  # sigma 25 on 8 bits: about 20.5 dB
     panel = imread(tmp_path / 'demo' / 'denoised' / 'kodim05_crop_compare.png')
     assert panel.shape[1] >= 3 * 128  # noisy | denoised | clean
+
+
+class _MaskSpy(torch.nn.Module):
+    """A MaskedNet stand-in that records the masks it is given (in a module-level list)."""
+
+    seen = []
+    in_ch, mask_channels, mask_mode = 3, 3, 'multchannel'
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, mask):
+        _MaskSpy.seen.append(mask.detach().clone())
+        return x * mask + self.w
+
+
+def test_gray_image_on_colour_network_shares_one_mask_across_copies():
+    _MaskSpy.seen.clear()
+    _filler(iterations=3)(_MaskSpy(), torch.rand(1, 1, 16, 16), torch.Generator().manual_seed(0))
+    assert len(_MaskSpy.seen) == 3
+    for m in _MaskSpy.seen:  # each hidden pixel is hidden in all three copies: its noisy value cannot leak
+        assert m.shape[:2] == (1, 3) and torch.equal(m[:, 0], m[:, 1]) and torch.equal(m[:, 1], m[:, 2])
+    _MaskSpy.seen.clear()
+    _filler(iterations=1)(_MaskSpy(), torch.rand(1, 3, 16, 16), torch.Generator().manual_seed(0))
+    assert not torch.equal(_MaskSpy.seen[0][:, 0], _MaskSpy.seen[0][:, 1])  # colour input: per-channel masks

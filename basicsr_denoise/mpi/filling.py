@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from basicsr_denoise.archs.arch_util import pad_to_multiple
+from basicsr_denoise.mpi.masking import MaskSampler
 from basicsr_denoise.utils.errors import DataError
 from basicsr_denoise.utils.logger import progress
 
@@ -146,6 +147,9 @@ class IterativeFiller:
     def step(self, net, optimizer, x, ybar, generator, scaler=None):
         """One filling iteration: draw a mask, one Adam step on the hidden pixels, update ``ybar`` in place."""
         keep, _ = self.sampler.sample(x.shape, generator, device=x.device)
+        mask_channels = getattr(net, 'mask_channels', keep.shape[1])
+        if keep.shape[1] != mask_channels:  # a shared mask for a network with per-channel mask inputs
+            keep = keep.expand(-1, mask_channels, -1, -1)
         with self._autocast(x.device):
             pred = net(x, keep)
             loss = masked_fill_loss(pred.float(), x, keep)
@@ -181,7 +185,11 @@ class IterativeFiller:
         in_ch = getattr(template, 'in_ch', noisy.shape[1])
         if noisy.shape[1] != in_ch:
             if noisy.shape[1] == 1:  # a colour network on a gray image: fill the replicated image, average back
-                return self(template, noisy.repeat(1, in_ch, 1, 1), generator, desc).mean(1, keepdim=True)
+                # one mask shared by the copies: per-channel masks would show each hidden pixel's noisy
+                # value in the other copies, and the network would learn to copy it (no denoising)
+                gray = copy.copy(self)
+                gray.sampler = MaskSampler(self.sampler.ratio, 'singlechannel', self.sampler.patch_size)
+                return gray(template, noisy.repeat(1, in_ch, 1, 1), generator, desc).mean(1, keepdim=True)
             raise DataError(f'{desc or "image"}: has {noisy.shape[1]} channels but the network takes {in_ch} '
                             f'(use weights for {noisy.shape[1]}-channel images)')
         s = self.shuffle
