@@ -12,22 +12,9 @@ from basicsr_denoise.data import LOADER_KEYS, build_dataloader, build_dataset
 from basicsr_denoise.data.sampler import EnlargedSampler, sample_seed
 from basicsr_denoise.data.transforms import augment, pad_to_size, paired_random_crop, random_crop, split_index
 from basicsr_denoise.utils.errors import DataError, OptionError
-from basicsr_denoise.utils.registry import NOISE_REGISTRY
 
 
-class _StandInGaussian:
-    """Additive Gaussian noise (sigma on the 0-255 scale), the interface of basicsr_denoise.noise."""
-
-    def __init__(self, sigma=25):
-        self.sigma = sigma
-
-    def sample(self, x, generator=None):
-        return x + self.sigma / 255. * torch.randn(x.shape, generator=generator, dtype=x.dtype)
-
-
-_NOISE_NAME = 'DataTestStandInGaussian'
-if _NOISE_NAME not in NOISE_REGISTRY:
-    NOISE_REGISTRY.register(_StandInGaussian, name=_NOISE_NAME)
+_NOISE_NAME = 'Gaussian'  # the real noise family (sigma on the 0-255 scale)
 
 
 def _write(path, img):

@@ -109,4 +109,4 @@ def test_cli_runs_as_script(tmp_path, image_tree):
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'create_lmdb.py'), '--input',
                            str(tmp_path / 'none'), '--output', str(tmp_path / 'x.lmdb')],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and proc.stderr.strip().startswith('error: --input: no such folder')
+    assert proc.returncode == 2 and proc.stderr.strip().startswith('error: --input: no such folder')
