@@ -107,3 +107,15 @@ def run_train(opt_file, tmp_path, *extra, check=True, timeout=180):
     if check and proc.returncode != 0:
         raise AssertionError(f'train.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}')
     return proc
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a module (tools are scripts, not a package)."""
+    import importlib.util
+    mod_name = f'_tools_{name}'
+    if mod_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(mod_name, os.path.join(REPO, 'tools', f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[mod_name]

@@ -1,9 +1,7 @@
 """SIDD and DND benchmark files and tools, end to end on tiny synthetic files (tiny random network)."""
 
-import importlib.util
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,8 @@ from basicsr_denoise.mpi.benchmarks import (bundle_dnd_submission, dnd_blocks, r
                                             read_sidd_blocks, read_sidd_submission, write_dnd_block,
                                             write_sidd_submission)
 from basicsr_denoise.utils.errors import DataError
+
+from _framework import load_tool  # noqa: E402
 
 scipy_io = pytest.importorskip('scipy.io')  # the 'bench' extra
 pytest.importorskip('h5py')
@@ -25,16 +25,6 @@ TINY_OPT = {
                   'backbone': {'type': 'DnCNN', 'num_feat': 8, 'num_layers': 3}},
     'fill': {'iterations': 2, 'mask_ratio': [90, 90], 'shuffle': 2, 'progress': False, 'pad_multiple': 1, 'seed': 0},
 }
-
-
-def load_tool(name):
-    mod_name = f'_tool_{name}'
-    if mod_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod_name, os.path.join(REPO, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[mod_name]
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """LMDB round trip: tools/create_lmdb.py -> FileClient -> datasets reading the LMDB."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,17 +12,9 @@ from basicsr_denoise.utils.errors import DataError, OptionError
 from basicsr_denoise.utils.file_client import FileClient, imfrombytes, read_meta_info
 from basicsr_denoise.utils.img_util import imread
 
+from _framework import load_tool  # noqa: E402
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-
-
-def _load_tool(name):
-    mod_name = f'_tools_{name}'
-    if mod_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod_name, os.path.join(REPO, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[mod_name]
 
 
 @pytest.fixture
@@ -42,7 +33,7 @@ def image_tree(tmp_path):
 
 
 def test_create_lmdb_roundtrip(tmp_path, image_tree):
-    tool = _load_tool('create_lmdb')
+    tool = load_tool('create_lmdb')
     out = tmp_path / 'data.lmdb'
     result = tool.make_lmdb_from_folder(str(image_tree), str(out), progress=False)
     assert result['written'] == 4 and result['unreadable'] == [str(image_tree / 'zz_broken.jpg')]
@@ -63,7 +54,7 @@ def test_create_lmdb_roundtrip(tmp_path, image_tree):
 
 
 def test_create_lmdb_reencode_png_keeps_pixels(tmp_path, image_tree):
-    tool = _load_tool('create_lmdb')
+    tool = load_tool('create_lmdb')
     out = tmp_path / 'png.lmdb'
     tool.main(['--input', str(image_tree), '--output', str(out), '--compress-level', '1'])
     assert (out / 'meta_info.txt').read_text().splitlines()[0] == 'a (40,48,3) 1'
@@ -85,7 +76,7 @@ def test_missing_lmdb_and_bad_backend_name_the_path(tmp_path):
 
 def test_image_folder_dataset_reads_lmdb(tmp_path, image_tree):
     from basicsr_denoise.data import build_dataset
-    tool = _load_tool('create_lmdb')
+    tool = load_tool('create_lmdb')
     out = tmp_path / 'train.lmdb'
     tool.make_lmdb_from_folder(str(image_tree), str(out), progress=False)
     ds = build_dataset({'type': 'ImageFolderDataset', 'dataroot_gt': str(out), 'gt_size': 32, 'phase': 'train',

@@ -19,7 +19,7 @@ from basicsr_denoise.test import test_pipeline as run_test_pipeline
 from basicsr_denoise.utils.errors import CheckpointError, DataError
 from basicsr_denoise.utils.img_util import imread, imwrite
 
-from _framework import REPO  # noqa: E402
+from _framework import REPO, load_tool  # noqa: E402
 
 SKIP_NET = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel', 'backbone': {'type': 'SkipNet'}}
 TINY_NET = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
@@ -254,11 +254,7 @@ def test_denoise_missing_input_is_one_line_error(tmp_path):
 
 
 def test_demo_tool_end_to_end(tmp_path, skip_weights):
-    sys.path.insert(0, os.path.join(REPO, 'tools'))
-    try:
-        import demo
-    finally:
-        sys.path.pop(0)
+    demo = load_tool('demo')
     import shutil
     samples = tmp_path / 'samples'  # the four shipped samples
     samples.mkdir()
