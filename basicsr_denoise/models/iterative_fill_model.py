@@ -1,5 +1,6 @@
 """MPI zero-shot denoising as a model: ``python basicsr_denoise/test.py -opt options/test/MPI/...``."""
 
+import os
 import zlib
 
 import torch
@@ -70,7 +71,6 @@ class IterativeFillModel(BaseModel):
         self.gt = data['gt'].to(self.device) if 'gt' in data else None
 
     def test(self):
-        import os
         name = os.path.splitext(os.path.basename(self.name))[0]
         gen = torch.Generator(device=self.device).manual_seed(image_seed(self.seed, name))
         self.output = self.filler(self.net_g, self.lq, gen, desc=name)

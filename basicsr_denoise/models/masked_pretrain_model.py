@@ -1,5 +1,6 @@
 """MPI masked pre-training (part 2): learn to fill randomly hidden pixels of clean natural images."""
 
+import os
 from collections import OrderedDict
 
 import torch
@@ -77,7 +78,6 @@ class MaskedPretrainModel(BaseModel):
     def test(self):
         """Masked reconstruction of ``gt`` (or zero-shot filling of ``lq`` when the batch has one)."""
         net = self.net_g_ema if self.net_g_ema is not None else bare(self.net_g)
-        import os
         name = os.path.splitext(os.path.basename(self.name))[0]
         gen = torch.Generator(device=self.device).manual_seed(image_seed(0, name))
         if self.lq is not None:
