@@ -394,3 +394,55 @@ def test_n2s_curve_tool(tmp_path):
     assert [int(r['iter']) for r in table] == [10, 20] and all(np.isfinite(float(r['psnr'])) for r in table)
     img = cv2.imread(str(out / 'n2s_curve.png'))
     assert img is not None and img.shape[2] == 3 and (img < 250).any()
+
+
+# ------------------------------------------------------------------------------ (g) the denoise command, --method n2s
+def _n2s_weights(tmp_path, ch=3, tied=True):
+    from basicsr_denoise.archs.n2n_unet_arch import N2NUNet
+    torch.manual_seed(0)
+    net = N2NUNet(num_in_ch=ch, num_out_ch=ch, tied=tied)
+    path = tmp_path / f'n2s_{ch}_{tied}.pth'
+    torch.save({'params': net.state_dict()}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize('ch,tied', [(3, True), (1, False)])
+def test_denoise_n2s_matches_the_score_model(tmp_path, ch, tied):
+    from basicsr_denoise.denoise import N2SDenoiser
+    weights = _n2s_weights(tmp_path, ch, tied)
+    y = torch.rand(1, ch, 40, 50) + 0.1 * torch.randn(1, ch, 40, 50)  # not a multiple of 32: padded
+    out, extra = N2SDenoiser(weights, device='cpu', sigma=25)(y, 'img.png', 'img')
+    opt = _options(is_train=False, ch=ch)
+    opt['network_g']['tied'] = tied
+    opt['path'] = {'pretrain_network_g': weights, 'strict_load_g': True}
+    model = build_model(opt)
+    model.feed_data({'lq': y})
+    model.test()
+    assert extra == {} and out.shape == y.shape
+    assert torch.allclose(out, model.output, atol=1e-6)
+
+
+def test_denoise_command_n2s_blind_records_sigma_hat_and_refuses_channel_mismatch(tmp_path):
+    from basicsr_denoise.utils.img_util import imwrite
+    weights = _n2s_weights(tmp_path)
+    inp = tmp_path / 'in'
+    rng = np.random.default_rng(0)
+    imwrite(rng.random((40, 50, 3)).astype(np.float32), str(inp / 'rgb.png'))
+    imwrite(rng.random((40, 50, 1)).astype(np.float32), str(inp / 'gray.png'))
+    out = tmp_path / 'out'
+    env = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1'}
+    import subprocess
+    proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise.denoise', str(inp), '-o', str(out), '--method', 'n2s',
+                           '--weights', weights], cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1  # one image failed
+    assert f'error: {inp / "gray.png"}: 1-channel image, but the Noise2Score checkpoint' in proc.stderr
+    metrics = json.load(open(out / 'metrics.json'))
+    rec = metrics['images'][0]
+    assert metrics['method'] == 'n2s' and rec['name'] == 'rgb' and 5.0 <= rec['sigma_hat'] <= 55.0
+    assert 'sigma_hat' in proc.stdout and (out / 'rgb_denoised.png').exists() and (out / 'rgb_compare.png').exists()
+    for args, msg in ((['--method', 'n2s', '--sigma', '0'], 'sigma must be > 0'),
+                      (['--sigma', '25'], '--sigma applies to --method n2s only')):
+        proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise.denoise', str(inp / 'rgb.png'), '-o', str(out),
+                               '--weights', weights, *args], cwd=str(tmp_path), capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert proc.returncode == 2 and msg in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
