@@ -446,3 +446,32 @@ def test_denoise_command_n2s_blind_records_sigma_hat_and_refuses_channel_mismatc
                                '--weights', weights, *args], cwd=str(tmp_path), capture_output=True, text=True,
                               env=env, timeout=300)
         assert proc.returncode == 2 and msg in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_n2s_blind_tool(tmp_path):
+    from _framework import load_tool
+    from basicsr_denoise.archs.n2n_unet_arch import N2NUNet
+    from basicsr_denoise.metrics.psnr_ssim import calculate_psnr
+    tool = load_tool('n2s_blind')
+    net = N2NUNet()
+    for p in net.parameters():
+        torch.nn.init.zeros_(p)  # R = 0: Tweedie returns the (clipped) noisy image at any level
+    weights = tmp_path / 'zero.pth'
+    torch.save({'params': net.state_dict()}, weights)
+    data = os.path.join(REPO, 'datasets', 'samples')
+    res = tool.evaluate(str(weights), data, [25.0], methods=('pca', 'tv_grid'), max_images=2)
+    rows = res['25.0']
+    from basicsr_denoise.data import build_dataset
+    ds = build_dataset({'type': 'SyntheticNoisyDataset', 'phase': 'test', 'dataroot_gt': data, 'color': 'rgb',
+                        'noise': {'type': 'Gaussian', 'sigma': 25}, 'seed': 0})
+    for i, row in enumerate(rows):  # the same noisy images as test.py, and R = 0 leaves them unchanged
+        item = ds[i]
+        noisy = item['lq'].clamp(0, 1).numpy().transpose(1, 2, 0)
+        assert row['psnr_known'] == pytest.approx(calculate_psnr(noisy, item['gt'].numpy().transpose(1, 2, 0),
+                                                                 float_mode=True), abs=1e-6)
+        assert abs(row['pca_sigma_hat'] - 25.0) < 2.0 and row['tv_grid_sigma_hat'] in range(5, 56, 5)
+    summary = tool.summarize(res, methods=('pca', 'tv_grid'))['25.0']
+    hats = [r['pca_sigma_hat'] for r in rows]
+    assert summary['pca']['mae'] == pytest.approx(np.mean(np.abs(np.array(hats) - 25)))
+    assert summary['pca']['cost'] == pytest.approx(0.0, abs=1e-9)  # R = 0: the level does not matter
+    assert '| 25.0 | 2 |' in tool.to_markdown({'25.0': summary}, methods=('pca', 'tv_grid'))
