@@ -152,3 +152,55 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path):
         atomic_save({'x': Unpicklable()}, path)
     assert torch.equal(safe_load(path)['x'], torch.ones(2))
     assert os.listdir(tmp_path) == ['a.pth']
+
+
+def _stepped(sched_opt, steps, lr=2e-4):
+    from basicsr_denoise.models.base_model import build_scheduler
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    optim = torch.optim.Adam(p, lr=lr)
+    sched = build_scheduler(optim, sched_opt, 2000)
+    for _ in range(steps):
+        optim.step()
+        sched.step()
+    return optim, sched
+
+
+@pytest.mark.parametrize('resume_at', [750, 1000])
+def test_resume_takes_the_schedule_from_the_options(resume_at, caplog):
+    """A resume keeps the state's progress but the options' milestones: the lr is recomputed, also after a drop
+    that the new schedule no longer has, and the change is logged."""
+    import logging
+
+    from basicsr_denoise.models.base_model import BaseModel
+    old = {'type': 'MultiStepLR', 'milestones': [1000], 'gamma': 0.1}
+    new = {'type': 'MultiStepLR', 'milestones': [1750], 'gamma': 0.1}
+    optim, sched = _stepped(old, resume_at)
+    assert optim.param_groups[0]['lr'] == pytest.approx(2e-4 if resume_at < 1000 else 2e-5)
+    optim2, sched2 = _stepped(new, 0)
+    optim2.load_state_dict(optim.state_dict())
+    model = BaseModel.__new__(BaseModel)
+    model.logger = logging.getLogger('basicsr_denoise')
+    with caplog.at_level(logging.WARNING, logger='basicsr_denoise'):
+        model._load_scheduler_state(sched2, sched.state_dict())
+    assert 'milestones: {1000: 1} -> {1750: 1}' in caplog.text
+    assert sched2.last_epoch == resume_at and optim2.param_groups[0]['lr'] == pytest.approx(2e-4)
+    for _ in range(1750 - resume_at):
+        optim2.step()
+        sched2.step()
+    assert optim2.param_groups[0]['lr'] == pytest.approx(2e-5)
+
+
+def test_resume_with_the_same_schedule_restores_it_unchanged(caplog):
+    import logging
+
+    from basicsr_denoise.models.base_model import BaseModel
+    cos = {'type': 'CosineAnnealingLR', 'T_max': 2500, 'eta_min': 1e-5}
+    optim, sched = _stepped(cos, 2000, lr=2e-3)
+    optim2, sched2 = _stepped(cos, 0, lr=2e-3)
+    optim2.load_state_dict(optim.state_dict())
+    model = BaseModel.__new__(BaseModel)
+    model.logger = logging.getLogger('basicsr_denoise')
+    with caplog.at_level(logging.WARNING, logger='basicsr_denoise'):
+        model._load_scheduler_state(sched2, sched.state_dict())
+    assert caplog.text == '' and sched2.state_dict() == sched.state_dict()
+    assert optim2.param_groups[0]['lr'] == optim.param_groups[0]['lr']

@@ -222,7 +222,7 @@ class BaseModel:
         for o, s in zip(self.optimizers, state['optimizers']):
             o.load_state_dict(s)
         for sch, s in zip(self.schedulers, state['schedulers']):
-            sch.load_state_dict(s)
+            self._load_scheduler_state(sch, s)
         self.best_metric_results = state.get('best_metric_results', {})
         rank, world = get_dist_info()
         if len(state['rng']) == world:
@@ -230,6 +230,30 @@ class BaseModel:
         else:
             self.logger.warning(f"training state holds RNG states of {len(state['rng'])} ranks, this run has "
                                 f'{world}: random streams restart from the seed, the resume is not bit-exact')
+
+    #: Scheduler state entries that are progress, not settings: always taken from the training state.
+    _SCHEDULER_PROGRESS = {'last_epoch', '_step_count', '_last_lr', 'base_lrs', '_get_lr_called_within_step',
+                           '_is_initial', 'verbose'}
+
+    def _load_scheduler_state(self, sch, state):
+        """Load a scheduler's progress from ``state``; its settings (``milestones``, ``T_max``, ...) come from the
+        options, so a resume can extend or reshape a schedule. A changed setting is logged and the learning rate
+        is recomputed from the scheduler's closed form at the resumed iteration."""
+        fresh = {k: v for k, v in sch.state_dict().items() if k not in self._SCHEDULER_PROGRESS}
+        sch.load_state_dict(state)
+        changed = {k: (state.get(k), v) for k, v in fresh.items() if k in state and state[k] != v}
+        if not changed:
+            return
+        for k, (_, v) in changed.items():
+            setattr(sch, k, v)
+        if hasattr(sch, '_get_closed_form_lr'):
+            for group, lr in zip(sch.optimizer.param_groups, sch._get_closed_form_lr()):
+                group['lr'] = lr
+            sch._last_lr = [g['lr'] for g in sch.optimizer.param_groups]
+        desc = ', '.join(f'{k}: {dict(old) if hasattr(old, "items") else old} -> {dict(new) if hasattr(new, "items") else new}'
+                         for k, (old, new) in changed.items())
+        self.logger.warning(f'train.scheduler differs from the training state ({desc}): the options win; '
+                            f'lr now {sch._last_lr[0]:.3e}')
 
     def load_resume_networks(self, current_iter):
         """Load ``models/net_g_<iter>.pth`` (and its ``params_ema``) for a resume."""
