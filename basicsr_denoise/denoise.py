@@ -129,7 +129,8 @@ class MPIDenoiser:
         fill = {'iterations': iterations or p['iterations'], 'beta': beta if beta is not None else p['beta'],
                 'mask_ratio': [p['ratio'], p['ratio']], 'shuffle': p['shuffle'], 'tile_size': 1024,
                 'tile_overlap': 64}
-        self.net, self.filler, self.seed, self.preset = net.to(self.device), build_filler(fill, p['mask_mode']), seed, preset
+        self.net, self.filler = net.to(self.device), build_filler(fill, p['mask_mode'])
+        self.seed, self.preset = seed, preset
         self.summary = (f'MPI preset {preset} ({self.filler.iterations} steps, beta {self.filler.beta}), '
                         f'weights {self.weights}, device {self.device}')
 

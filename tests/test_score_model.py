@@ -432,8 +432,9 @@ def test_denoise_command_n2s_blind_records_sigma_hat_and_refuses_channel_mismatc
     out = tmp_path / 'out'
     env = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1'}
     import subprocess
-    proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise.denoise', str(inp), '-o', str(out), '--method', 'n2s',
-                           '--weights', weights], cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise.denoise', str(inp), '-o', str(out),
+                           '--method', 'n2s', '--weights', weights],
+                          cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1  # one image failed
     assert f'error: {inp / "gray.png"}: 1-channel image, but the Noise2Score checkpoint' in proc.stderr
     metrics = json.load(open(out / 'metrics.json'))

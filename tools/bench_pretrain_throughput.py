@@ -84,7 +84,8 @@ def main(argv=None):
         model.optimize_parameters(i + 3 + n)
     e2e_ips = n * args.batch / (time.perf_counter() - t0)
     size = dopt.get('gt_size')
-    res = {'model': opt['model_type'], 'device': str(model.device), 'torch_threads': torch.get_num_threads(), 'size': size,
+    res = {'model': opt['model_type'], 'device': str(model.device), 'torch_threads': torch.get_num_threads(),
+           'size': size,
            'batch': args.batch, 'workers': args.workers, 'prefetch': args.prefetch, 'images_per_s': {
                'loader': loader_ips, 'compute': compute_ips, 'end_to_end': e2e_ips},
            'iterations_per_s': e2e_ips / args.batch}

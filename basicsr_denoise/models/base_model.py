@@ -250,8 +250,10 @@ class BaseModel:
             for group, lr in zip(sch.optimizer.param_groups, sch._get_closed_form_lr()):
                 group['lr'] = lr
             sch._last_lr = [g['lr'] for g in sch.optimizer.param_groups]
-        desc = ', '.join(f'{k}: {dict(old) if hasattr(old, "items") else old} -> {dict(new) if hasattr(new, "items") else new}'
-                         for k, (old, new) in changed.items())
+        def show(v):
+            return dict(v) if hasattr(v, 'items') else v  # MultiStepLR keeps its milestones in a Counter
+
+        desc = ', '.join(f'{k}: {show(old)} -> {show(new)}' for k, (old, new) in changed.items())
         self.logger.warning(f'train.scheduler differs from the training state ({desc}): the options win; '
                             f'lr now {sch._last_lr[0]:.3e}')
 
