@@ -401,10 +401,11 @@ def test_shipped_checkpoints_match_their_readme_and_load_strict():
     configs = {'MPI_syn_ours.pth': {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
                                     'backbone': {'type': 'SkipNet'}},
                'MPI_real_ours.pth': {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'singlechannel',
-                                     'backbone': {'type': 'SkipNet'}}}
+                                     'backbone': {'type': 'SkipNet'}},
+               'N2S_gauss25_color_ours.pth': {'type': 'N2NUNet', 'num_in_ch': 3, 'num_out_ch': 3, 'tied': True}}
     for f in files:
         path = os.path.join(folder, f)
         assert hashlib.sha256(open(path, 'rb').read()).hexdigest() == listed[f], f'{f}: sha256 differs from README'
         assert os.path.getsize(path) < 10 * 2**20
-        if f in configs:
-            load_checkpoint(build_network(configs[f]), path, strict=True)
+        assert f in configs, f'{f}: add its network to this test'
+        load_checkpoint(build_network(configs[f]), path, strict=True)
