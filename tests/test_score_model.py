@@ -341,7 +341,7 @@ def test_option_files_validate(path):
     ch = opt['network_g']['num_in_ch']
     assert ch == (1 if '_gray' in path else 3)
     if is_train:
-        assert opt['train']['scheduler']['milestones'] == [opt['train']['total_iter'] // 2]
+        assert opt['train']['scheduler']['milestones'] == [opt['train']['total_iter'] * 7 // 8]  # the last eighth
         assert (opt['train']['score_opt']['sigma_max'], opt['train']['score_opt']['sigma_min']) == noise.ardae_scale()
         assert opt['datasets']['train']['fixed_noise'] is True
     else:
