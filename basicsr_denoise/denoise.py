@@ -165,7 +165,7 @@ class N2SDenoiser:
             raise CheckpointError(f'{self.weights}: not a Noise2Score N2NUNet checkpoint (no _block1.0.weight)')
         self.channels = int(first.shape[1])
         net = N2NUNet(num_in_ch=self.channels, num_out_ch=self.channels, tied='_block2.0.weight' in sd)
-        load_checkpoint(net, self.weights, key='params', strict=True)
+        load_checkpoint(net, self.weights, key='params', strict=True, state_dict=sd)
         self.net = net.to(self.device).eval()
         self.noise = build_noise({'type': 'Gaussian', 'sigma': sigma if sigma is not None else 25}, key='--sigma')
         self.blind = sigma is None
@@ -174,9 +174,8 @@ class N2SDenoiser:
 
     @torch.no_grad()
     def score(self, inp):
-        from basicsr_denoise.archs.arch_util import pad_to_multiple, unpad
-        padded, size = pad_to_multiple(inp, self.net.size_multiple, min_size=getattr(self.net, 'min_size', 0))
-        return unpad(self.net(padded), size)
+        from basicsr_denoise.archs.arch_util import padded_forward
+        return padded_forward(self.net, inp)
 
     @torch.no_grad()
     def __call__(self, x, path, desc):

@@ -54,6 +54,15 @@ def unpad(x, size):
     return x[..., :size[0], :size[1]]
 
 
+def padded_forward(net, x, multiple=None, min_size=None):
+    """``net(x)`` for any ``(H, W)``: reflect-pad to ``multiple`` / ``min_size`` (default: the network's
+    ``size_multiple`` / ``min_size`` attributes, else 1 / 0), run, and crop the output back to ``(H, W)``."""
+    multiple = multiple if multiple is not None else getattr(bare(net), 'size_multiple', 1)
+    min_size = min_size if min_size is not None else getattr(bare(net), 'min_size', 0)
+    padded, size = pad_to_multiple(x, multiple, min_size=min_size)
+    return unpad(net(padded), size)
+
+
 # ----------------------------------------------------------------------------------------------
 # Checkpoint loading
 # ----------------------------------------------------------------------------------------------
@@ -156,7 +165,7 @@ def _mismatch_hint(net, own, sd, missing, unexpected, shapes):
     return 'check the network type and its options against the checkpoint'
 
 
-def load_checkpoint(net, path, key='params', strict=True):
+def load_checkpoint(net, path, key='params', strict=True, state_dict=None):
     """Load a BasicSR-style checkpoint into ``net`` safely, with a helpful error on mismatch.
 
     The file is read with ``torch.load(map_location='cpu', weights_only=True)``, so a
@@ -169,6 +178,8 @@ def load_checkpoint(net, path, key='params', strict=True):
         key (str): ``'params'`` or ``'params_ema'``. Default: ``'params'``.
         strict (bool): Require exactly the network's keys. Shapes must always match.
             Default: True.
+        state_dict (dict | None): ``read_state_dict(path, key)`` when the caller has already read it
+            (the file is then not read again; ``path`` still names it in errors). Default: None.
 
     Returns:
         The ``load_state_dict`` result (missing and unexpected keys; empty when strict).
@@ -179,7 +190,7 @@ def load_checkpoint(net, path, key='params', strict=True):
             the checkpoint has 4: try mask_mode singlechannel``).
     """
     net = bare(net)
-    sd = read_state_dict(path, key=key)
+    sd = state_dict if state_dict is not None else read_state_dict(path, key=key)
     own = net.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]

@@ -241,7 +241,7 @@ class BaseModel:
         is recomputed from the scheduler's closed form at the resumed iteration."""
         fresh = {k: v for k, v in sch.state_dict().items() if k not in self._SCHEDULER_PROGRESS}
         sch.load_state_dict(state)
-        changed = {k: (state.get(k), v) for k, v in fresh.items() if k in state and state[k] != v}
+        changed = {k: (state[k], v) for k, v in fresh.items() if k in state and state[k] != v}
         if not changed:
             return
         for k, (_, v) in changed.items():

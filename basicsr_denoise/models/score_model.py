@@ -5,7 +5,7 @@ from collections import OrderedDict
 import torch
 
 from basicsr_denoise.archs import build_network
-from basicsr_denoise.archs.arch_util import pad_to_multiple, unpad
+from basicsr_denoise.archs.arch_util import padded_forward
 from basicsr_denoise.losses import build_loss
 from basicsr_denoise.models.base_model import BaseModel, finite_or_raise
 from basicsr_denoise.noise import build_noise
@@ -138,8 +138,7 @@ class ScoreModel(BaseModel):
     def score(self, net, inp):
         """``R(inp)``: ``inp`` ``(B, C, H, W)`` on the network-input scale; reflect-pads to
         ``pad_multiple`` and crops the score back to ``(H, W)``."""
-        padded, size = pad_to_multiple(inp, self.pad_multiple, min_size=self.min_size)
-        return unpad(net(padded), size)
+        return padded_forward(net, inp, self.pad_multiple, self.min_size)
 
     def feed_data(self, data):
         """``data['lq']``: noisy ``(B, C, H, W)``, RGB or gray, float32, unclipped; ``data['gt']`` (optional)
