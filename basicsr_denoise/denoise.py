@@ -150,9 +150,11 @@ class N2SDenoiser:
         device (str): ``auto``, ``cpu``, ``cuda`` or ``mps``.
         sigma (float | None): Known noise level on the 0-255 scale; None estimates it per image
             (``tv_golden``: the authors' TV grid refined by golden-section search).
+        tile (int | None): Score the image in tiles of this side (blended overlaps, bounded memory);
+            0 never tiles; None tiles images above 2 MP (:func:`~basicsr_denoise.archs.arch_util.tiled_forward`).
     """
 
-    def __init__(self, weights=None, device='auto', sigma=None):
+    def __init__(self, weights=None, device='auto', sigma=None, tile=None):
         from basicsr_denoise.archs.arch_util import load_checkpoint, read_state_dict
         from basicsr_denoise.archs.n2n_unet_arch import N2NUNet
         from basicsr_denoise.noise import build_noise
@@ -169,13 +171,14 @@ class N2SDenoiser:
         self.net = net.to(self.device).eval()
         self.noise = build_noise({'type': 'Gaussian', 'sigma': sigma if sigma is not None else 25}, key='--sigma')
         self.blind = sigma is None
+        self.tile = tile
         level = 'estimated per image' if self.blind else f'sigma {sigma:g}'
         self.summary = f'Noise2Score Gaussian, {level}, weights {self.weights}, device {self.device}'
 
     @torch.no_grad()
     def score(self, inp):
-        from basicsr_denoise.archs.arch_util import padded_forward
-        return padded_forward(self.net, inp)
+        from basicsr_denoise.archs.arch_util import tiled_forward
+        return tiled_forward(self.net, inp, tile=self.tile)
 
     @torch.no_grad()
     def __call__(self, x, path, desc):
@@ -191,7 +194,7 @@ class N2SDenoiser:
 
 
 def build_denoiser(method='mpi', preset='fast', weights=None, device='auto', iterations=None, beta=None, seed=0,
-                   sigma=None):
+                   sigma=None, tile=None):
     """The denoiser of ``method`` (``'mpi'`` or ``'n2s'``): ``denoiser(x, path, desc) -> (out, extra)``.
 
     ``x`` is ``(1, C, H, W)`` on the denoiser's ``device``; ``extra`` holds per-image records such as
@@ -200,18 +203,22 @@ def build_denoiser(method='mpi', preset='fast', weights=None, device='auto', ite
     if method == 'mpi':
         if sigma is not None:
             raise DataError('--sigma applies to --method n2s only (MPI needs no noise level)')
+        if tile is not None:
+            raise DataError('--tile applies to --method n2s only (MPI presets tile by their own rule)')
         return MPIDenoiser(preset, weights, device, iterations, beta, seed)
     if method == 'n2s':
-        return N2SDenoiser(weights, device, sigma)
+        if tile is not None and tile < 0:
+            raise DataError(f'--tile: must be >= 0 (0: never tile), got {tile}')
+        return N2SDenoiser(weights, device, sigma, tile)
     raise DataError(f"unknown method '{method}' (known: mpi, n2s)")
 
 
 def denoise_files(files, outdir, preset='fast', weights=None, device='auto', gt_dir=None, seed=0, iterations=None,
-                  beta=None, method='mpi', sigma=None):
+                  beta=None, method='mpi', sigma=None, *, tile=None):
     """Denoise ``files`` into ``outdir``; returns the metrics dict written to ``metrics.json``."""
     from basicsr_denoise.metrics.psnr_ssim import calculate_psnr, calculate_ssim
     from basicsr_denoise.utils.img_util import imread, imwrite, make_comparison
-    denoiser = build_denoiser(method, preset, weights, device, iterations, beta, seed, sigma)
+    denoiser = build_denoiser(method, preset, weights, device, iterations, beta, seed, sigma, tile)
     dev = denoiser.device
     os.makedirs(outdir, exist_ok=True)
     print(f'denoise: {len(files)} image(s), {denoiser.summary}', flush=True)
@@ -281,10 +288,12 @@ def main(argv=None):
     parser.add_argument('--iterations', type=int, default=None, help="Override the preset's number of steps.")
     parser.add_argument('--beta', type=float, default=None, help="Override the preset's ensemble weight.")
     parser.add_argument('--seed', type=int, default=0, help='Mask seed (results repeat exactly for a seed).')
+    parser.add_argument('--tile', type=int, default=None,
+                        help='n2s: score in tiles of this side (0: never; default: 512-px tiles above 2 MP).')
     args = parser.parse_args(argv)
     files = exit_on_user_error(collect_inputs, args.inputs, args.recursive)
     res = exit_on_user_error(denoise_files, files, args.output, args.preset, args.weights, args.device, args.gt,
-                             args.seed, args.iterations, args.beta, args.method, args.sigma)
+                             args.seed, args.iterations, args.beta, args.method, args.sigma, tile=args.tile)
     summary = f"done: {res['count']} image(s) in {args.output}"
     if 'psnr' in res['mean']:
         summary += f", mean PSNR {res['mean']['psnr']:.2f} dB"

@@ -29,6 +29,7 @@ import yaml  # noqa: E402
 from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr_denoise.data.sampler import EnlargedSampler  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
+from basicsr_denoise.utils.carry import export_state, import_newer_state  # noqa: E402
 from basicsr_denoise.utils.checkpoint import safe_load  # noqa: E402
 from basicsr_denoise.utils.dist import barrier, get_dist_info, init_dist, reduce_mean  # noqa: E402
 from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
@@ -43,6 +44,7 @@ def load_resume_state(opt, logger):
     path = opt['path'].get('resume_state')
     if opt.get('auto_resume') and not path:
         path = find_latest_state(opt['path']['training_states'])
+        path = import_newer_state(opt, path, logger) or path
         if path is None:
             logger.info(f"--auto_resume: no training state in {opt['path']['training_states']}; starting fresh")
             return None
@@ -198,6 +200,8 @@ def train_pipeline(root_path=None, argv=None):
                 logger.info(f'Saving models and training states at iteration {current_iter}.')
                 model.save(epoch, current_iter, batch_in_epoch)
                 last_saved = current_iter
+                if opt['logger'].get('save_in_progress') and opt['rank'] == 0:
+                    export_state(opt, current_iter, logger)
             if val_loaders and val_freq and current_iter % val_freq == 0:
                 run_validation(model, val_loaders, current_iter, tb_logger, opt)
             t_data = time.time()
@@ -209,6 +213,8 @@ def train_pipeline(root_path=None, argv=None):
             batch_in_epoch = 0
     if last_saved != current_iter:
         model.save(epoch, current_iter, batch_in_epoch)
+        if opt['logger'].get('save_in_progress') and opt['rank'] == 0:
+            export_state(opt, current_iter, logger)
     logger.info(f'End of training. Time consumed: {time.time() - start:.1f} s')
     if val_loaders and not (val_freq and current_iter % val_freq == 0):
         run_validation(model, val_loaders, current_iter, tb_logger, opt)

@@ -340,7 +340,11 @@ def test_option_files_validate(path):
         assert block['noise'] == opt['score']['noise'], phase
     ch = opt['network_g']['num_in_ch']
     assert ch == (1 if '_gray' in path else 3)
-    if is_train:
+    if is_train and opt['train']['score_opt'].get('estimator') == 'antithetic':  # the project's CPU recipe
+        assert opt['train']['score_opt']['sigma_min'] >= 0.005  # bf16 resolves the pair's difference
+        assert opt['logger']['save_in_progress'] is True
+        assert opt['datasets']['train']['fixed_noise'] is True
+    elif is_train:
         assert opt['train']['scheduler']['milestones'] == [opt['train']['total_iter'] * 7 // 8]  # the last eighth
         assert (opt['train']['score_opt']['sigma_max'], opt['train']['score_opt']['sigma_min']) == noise.ardae_scale()
         assert opt['datasets']['train']['fixed_noise'] is True

@@ -63,6 +63,73 @@ def padded_forward(net, x, multiple=None, min_size=None):
     return unpad(net(padded), size)
 
 
+#: Images above this many pixels are tiled by :func:`tiled_forward` when no tile size is given.
+AUTO_TILE_PIXELS = 2_000_000
+#: Default tile side and overlap of :func:`tiled_forward` (multiples of the U-Net's 32).
+DEFAULT_TILE, DEFAULT_OVERLAP = 512, 64
+
+
+def tile_starts(length, tile, overlap):
+    """Start offsets of tiles of side ``tile`` covering ``length``, neighbours overlapping by ``>= overlap``."""
+    if length <= tile:
+        return [0]
+    step = max(tile - overlap, 1)
+    n = -(-(length - tile) // step) + 1
+    return sorted({min(i * step, length - tile) for i in range(n)})
+
+
+def _blend_weights(start, size, length, overlap, device):
+    """1-D weights of one tile along one axis: 1 inside; on a side shared with a neighbour, 0 over the
+    outer ``overlap // 4`` pixels (where padding shows) and a linear ramp over the rest of the overlap."""
+    w = torch.ones(size, device=device)
+    margin = overlap // 4
+    ramp = torch.arange(1, overlap - 2 * margin + 1, device=device, dtype=torch.float32) / (overlap - 2 * margin + 1)
+    edge = torch.cat([torch.zeros(margin, device=device), ramp])[:size]
+    if start > 0:
+        w[:edge.numel()] = torch.minimum(w[:edge.numel()], edge)
+    if start + size < length:
+        w[size - edge.numel():] = torch.minimum(w[size - edge.numel():], edge.flip(0))
+    return w
+
+
+def tiled_forward(net, x, tile=None, overlap=DEFAULT_OVERLAP, multiple=None, min_size=None):
+    """``net(x)`` computed tile by tile, with blended overlaps, so memory does not grow with the image.
+
+    Each tile goes through :func:`padded_forward`. Where two tiles overlap, each tile's outer
+    ``overlap // 4`` pixels get weight 0 and the rest of the overlap a linear cross-fade, so no seam
+    shows; for a network whose receptive-field radius is at most ``overlap // 4`` the result equals
+    the untiled ``net(x)`` (up to float rounding).
+
+    Args:
+        net (nn.Module): Image-to-image network (output has ``x``'s height and width).
+        x (Tensor): ``(B, C, H, W)``.
+        tile (int | None): Tile side; 0 never tiles; None tiles with :data:`DEFAULT_TILE` when
+            ``H*W`` exceeds :data:`AUTO_TILE_PIXELS`. Default: None.
+        overlap (int): Overlap of neighbouring tiles, ``0 <= overlap < tile``. Default: 64.
+        multiple, min_size: As in :func:`padded_forward`.
+    """
+    h, w = x.shape[-2:]
+    if tile is None:
+        tile = DEFAULT_TILE if h * w > AUTO_TILE_PIXELS else 0
+    if not tile or (h <= tile and w <= tile):
+        return padded_forward(net, x, multiple, min_size)
+    if not 0 <= overlap < tile:
+        raise ValueError(f'tile overlap must be in [0, tile={tile}), got {overlap}')
+    out = weight = None
+    for top in tile_starts(h, tile, overlap):
+        for left in tile_starts(w, tile, overlap):
+            th, tw = min(tile, h - top), min(tile, w - left)
+            y = padded_forward(net, x[..., top:top + th, left:left + tw], multiple, min_size)
+            if out is None:
+                out = torch.zeros(*y.shape[:-2], h, w, dtype=y.dtype, device=y.device)
+                weight = torch.zeros(h, w, dtype=y.dtype, device=y.device)
+            wt = torch.outer(_blend_weights(top, th, h, overlap, y.device),
+                             _blend_weights(left, tw, w, overlap, y.device)).to(y.dtype)
+            out[..., top:top + th, left:left + tw] += y * wt
+            weight[top:top + th, left:left + tw] += wt
+    return out / weight
+
+
 # ----------------------------------------------------------------------------------------------
 # Checkpoint loading
 # ----------------------------------------------------------------------------------------------

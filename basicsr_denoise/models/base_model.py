@@ -21,6 +21,10 @@ from basicsr_denoise.utils.logger import get_root_logger, progress
 from basicsr_denoise.utils.misc import get_rng_state, set_rng_state
 
 
+#: ``train.autocast`` values and their compute dtype (None: full float32).
+TRAIN_AUTOCAST = {'fp32': None, 'bf16': torch.bfloat16}
+
+
 def build_optimizer(params, opt, source=None):
     """An Adam / AdamW / SGD optimiser from ``train.optim_g`` (``{type: Adam, lr: 2e-4, ...}``)."""
     opt = dict(opt)
@@ -144,6 +148,31 @@ class BaseModel:
     def get_current_learning_rate(self):
         """Learning rate of each optimiser's first parameter group."""
         return [optim.param_groups[0]['lr'] for optim in self.optimizers]
+
+    def setup_precision(self):
+        """Read ``train.autocast`` (``bf16`` or ``fp32``/unset; fp16 would need a gradient scaler) and ``train.channels_last``.
+
+        The network is moved to channels-last memory here; :meth:`train_autocast` wraps the forward
+        pass and :meth:`to_train_format` the inputs. Losses are computed in float32.
+        """
+        topt = self.opt.get('train') or {}
+        mode = topt.get('autocast') or 'fp32'
+        if mode not in TRAIN_AUTOCAST:
+            raise OptionError(f"{self.opt.get('opt_path', 'options')}: train.autocast: must be one of "
+                              f"{', '.join(TRAIN_AUTOCAST)}, got {mode!r}")
+        self.autocast_dtype = TRAIN_AUTOCAST[mode]
+        self.channels_last = bool(topt.get('channels_last', False))
+        if self.channels_last:
+            self.net_g.to(memory_format=torch.channels_last)
+
+    def train_autocast(self):
+        """The autocast context of a training forward pass (a no-op for fp32)."""
+        dtype = getattr(self, 'autocast_dtype', None)
+        return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def to_train_format(self, x):
+        """``x`` in the training memory format (channels-last when ``train.channels_last``)."""
+        return x.contiguous(memory_format=torch.channels_last) if getattr(self, 'channels_last', False) else x
 
     def clip_gradients(self, parameters):
         """Clip the gradient norm at ``train.grad_clip`` (skipped when unset)."""

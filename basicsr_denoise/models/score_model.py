@@ -5,7 +5,7 @@ from collections import OrderedDict
 import torch
 
 from basicsr_denoise.archs import build_network
-from basicsr_denoise.archs.arch_util import padded_forward
+from basicsr_denoise.archs.arch_util import DEFAULT_OVERLAP, DEFAULT_TILE, padded_forward, tiled_forward
 from basicsr_denoise.losses import build_loss
 from basicsr_denoise.models.base_model import BaseModel, finite_or_raise
 from basicsr_denoise.noise import build_noise
@@ -25,6 +25,8 @@ SCORE_SCHEMA = {
     'tv_eps': float,
     'clip_output': bool,
     'pad_multiple': int,
+    'tile_size': int,
+    'tile_overlap': int,
 }
 
 
@@ -64,6 +66,9 @@ class ScoreModel(BaseModel):
         clip_output (bool): Clip ``xhat`` to [0, 1]. Default: True.
         pad_multiple (int): Reflect-pad the network input to a multiple of it. Default: the
             network's ``size_multiple`` attribute (32 for ``N2NUNet``), else 1.
+        tile_size (int): Score test images in tiles of this side with blended overlaps (bounded
+            memory); 0 never tiles. Default: 512-px tiles for images above 2 MP, else none.
+        tile_overlap (int): Overlap of neighbouring tiles. Default: 64.
 
     Args:
         opt (dict): Full options; uses ``network_g``, ``path``, ``score``, ``train.optim_g``,
@@ -101,6 +106,12 @@ class ScoreModel(BaseModel):
         self.refine_iters = sopt.get('refine_iters', 12)
         self.tv_eps = sopt.get('tv_eps', 1e-3)
         self.clip_output = sopt.get('clip_output', True)
+        self.tile_size = sopt.get('tile_size')
+        self.tile_overlap = sopt.get('tile_overlap', DEFAULT_OVERLAP)
+        if (self.tile_size is not None and self.tile_size < 0) or not (
+                0 <= self.tile_overlap < (self.tile_size or DEFAULT_TILE)):
+            raise OptionError(f"{source + ': ' if source else ''}score.tile_overlap: need 0 <= tile_overlap < "
+                              f'tile_size, got tile_size={self.tile_size}, tile_overlap={self.tile_overlap}')
         self.level_hat = None
 
         self.net_g = self.model_to_device(build_network(opt['network_g'], source=source))
@@ -111,6 +122,7 @@ class ScoreModel(BaseModel):
             self.net_g.train()
             self.setup_ema()
             self.cri_score = self.build_score_loss(opt).to(self.device)
+            self.setup_precision()
             self.setup_optimizers()
             self.setup_schedulers()
 
@@ -136,9 +148,9 @@ class ScoreModel(BaseModel):
 
     # ------------------------------------------------------------------ pieces
     def score(self, net, inp):
-        """``R(inp)``: ``inp`` ``(B, C, H, W)`` on the network-input scale; reflect-pads to
-        ``pad_multiple`` and crops the score back to ``(H, W)``."""
-        return padded_forward(net, inp, self.pad_multiple, self.min_size)
+        """``R(inp)`` at test time: ``inp`` ``(B, C, H, W)`` on the network-input scale; reflect-pads to
+        ``pad_multiple`` and crops the score back to ``(H, W)``; large images go tile by tile."""
+        return tiled_forward(net, inp, self.tile_size, self.tile_overlap, self.pad_multiple, self.min_size)
 
     def feed_data(self, data):
         """``data['lq']``: noisy ``(B, C, H, W)``, RGB or gray, float32, unclipped; ``data['gt']`` (optional)
@@ -151,7 +163,8 @@ class ScoreModel(BaseModel):
         y_in = self.noise.network_input(self.lq)
         y_bar, u, sigma_a = self.cri_score.perturb(y_in, current_iter)
         self.optimizer_g.zero_grad(set_to_none=True)
-        pred = self.score(self.net_g, y_bar)
+        with self.train_autocast():
+            pred = padded_forward(self.net_g, self.to_train_format(y_bar), self.pad_multiple, self.min_size)
         l_score = self.cri_score(pred, u, sigma_a)
         l_score.backward()
         self.clip_gradients(self.net_g.parameters())

@@ -77,18 +77,19 @@ BASE_SCHEMA = {
     'path': {
         'root': str, 'pretrain_network_g': str, 'strict_load_g': bool, 'param_key_g': str, 'resume_state': str,
         'experiments_root': str, 'models': str, 'training_states': str, 'log': str, 'visualization': str,
-        'results_root': str
+        'results_root': str, 'in_progress': str
     },
     'train': {
         'ema_decay': float, 'optim_g': 'optim', 'scheduler': 'scheduler', 'total_iter': int, 'warmup_iter': int,
-        'grad_clip': float, 'pixel_opt': Block(LOSS_REGISTRY)
+        'grad_clip': float, 'pixel_opt': Block(LOSS_REGISTRY), 'autocast': str, 'channels_last': bool
     },
     'val': {
         'val_freq': int, 'save_img': bool, 'suffix': str, 'pbar': bool, 'save_format': str,
         'metrics': MapOf(Block(METRIC_REGISTRY))
     },
     'logger': {
-        'print_freq': int, 'save_checkpoint_freq': int, 'use_tb_logger': bool, 'wandb': AnyValue()
+        'print_freq': int, 'save_checkpoint_freq': int, 'use_tb_logger': bool, 'wandb': AnyValue(),
+        'save_in_progress': bool
     },
     'dist_params': {
         'backend': str, 'port': int

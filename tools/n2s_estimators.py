@@ -1,0 +1,225 @@
+"""Noise2Score training recipes compared at equal wall time (AR-DAE estimators, lr, precision).
+
+Every variant is a list of ``--force_yml`` overrides of one training option file. All variants
+train from the same initialisation, data order and seed, **interleaved in one process**: the
+variant that has used the least training time so far takes the next step, so machine load
+(another job on the other core) hits every variant alike. Each gets ``--minutes`` of training
+time (data loading included, validation excluded). The PSNR of the Tweedie estimate is measured
+on a fixed subset of the validation set (the first ``--val-images`` of ``datasets.val_1``, noise
+seed 0) at every quarter of the budget.
+
+A variant's ``sigma_a`` ramp and lr schedule need its total iteration count: it is estimated
+from the variant's own step time (``--probe`` steps, timed and discarded) so that the ramp ends
+with the budget.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python tools/n2s_estimators.py --minutes 12 \\
+        --variants paper,paper_bf16,anti,anti_lr4e-4,anti_anneal --out results/n2s_estimators
+
+Writes ``<out>/estimators.json`` (every curve point) and ``<out>/estimators.md`` (the table).
+"""
+
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+
+from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
+from basicsr_denoise.metrics.psnr_ssim import calculate_psnr  # noqa: E402
+from basicsr_denoise.models import build_model  # noqa: E402
+from basicsr_denoise.utils.errors import OptionError, exit_on_user_error  # noqa: E402
+from basicsr_denoise.utils.img_util import tensor2img  # noqa: E402
+from basicsr_denoise.utils.misc import get_rng_state, set_random_seed, set_rng_state  # noqa: E402
+from basicsr_denoise.utils.options import parse_options  # noqa: E402
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+DEFAULT_OPT = osp.join(REPO, 'options', 'train', 'Noise2Score', 'train_N2S_gauss25.yml')
+
+_PAPER = ['train.optim_g.lr=2e-4', 'train.optim_g.betas=[0.5,0.999]']
+_ANTI = ['train.score_opt.estimator=antithetic', 'train.score_opt.sigma_max=0.01', 'train.score_opt.sigma_min=0.01']
+_FAST = ['train.autocast=bf16', 'train.channels_last=true']
+#: Built-in variants: name -> (description, overrides). ``{N}`` is replaced by the variant's
+#: estimated iteration count.
+VARIANTS = {
+    'paper': ('plain AR-DAE, sigma_a 0.05->0.001, Adam 2e-4 b1 0.5, fp32',
+              ['train.score_opt.estimator=plain', 'train.score_opt.sigma_max=0.05',
+               'train.score_opt.sigma_min=0.001', *_PAPER]),
+    'paper_per_epoch': ('as paper, ramp restarted every epoch (authors\' code), fp32',
+                        ['train.score_opt.estimator=plain', 'train.score_opt.sigma_max=0.05',
+                         'train.score_opt.sigma_min=0.001', 'train.score_opt.anneal=per_epoch',
+                         'train.score_opt.iters_per_epoch=64', *_PAPER]),
+    'paper_bf16': ('as paper, bf16 + channels_last',
+                   ['train.score_opt.estimator=plain', 'train.score_opt.sigma_max=0.05',
+                    'train.score_opt.sigma_min=0.001', *_PAPER, *_FAST]),
+    'anti_fp32': ('antithetic, sigma_a 0.01, Adam 2e-4 b1 0.5, fp32', [*_ANTI, *_PAPER]),
+    'anti': ('antithetic, sigma_a 0.01, Adam 2e-4 b1 0.5, bf16 + channels_last', [*_ANTI, *_PAPER, *_FAST]),
+    'anti_lr4e-4': ('antithetic, sigma_a 0.01, Adam 4e-4 b1 0.9, bf16 + channels_last',
+                    [*_ANTI, 'train.optim_g.lr=4e-4', 'train.optim_g.betas=[0.9,0.999]', *_FAST]),
+    'anti_lr1e-3': ('antithetic, sigma_a 0.01, Adam 1e-3 b1 0.9, bf16 + channels_last',
+                    [*_ANTI, 'train.optim_g.lr=1e-3', 'train.optim_g.betas=[0.9,0.999]', *_FAST]),
+    'anti_anneal': ('antithetic, sigma_a 0.05->0.01, Adam 4e-4 b1 0.9, bf16 + channels_last',
+                    ['train.score_opt.estimator=antithetic', 'train.score_opt.sigma_max=0.05',
+                     'train.score_opt.sigma_min=0.01', 'train.optim_g.lr=4e-4', 'train.optim_g.betas=[0.9,0.999]',
+                     *_FAST]),
+    'anti_b4': ('antithetic, batch 4 (8 forwards/step), sigma_a 0.01, Adam 4e-4 b1 0.9, bf16 + channels_last',
+                [*_ANTI, 'datasets.train.batch_size_per_gpu=4', 'train.optim_g.lr=4e-4',
+                 'train.optim_g.betas=[0.9,0.999]', *_FAST]),
+    'anti_cosine': ('antithetic, sigma_a 0.01, Adam 4e-4 b1 0.9 cosine to 0, bf16 + channels_last',
+                    [*_ANTI, 'train.optim_g.lr=4e-4', 'train.optim_g.betas=[0.9,0.999]',
+                     'train.scheduler={type: CosineAnnealingLR, eta_min: 1.0e-6}', *_FAST]),
+}
+
+
+def build_variant(opt_path, overrides, total_iter, data, val_images, val_root=None):
+    """``(model, train_loader, val_batches)`` for one variant with ``total_iter`` iterations."""
+    ov = [*overrides, f'train.total_iter={total_iter}', 'logger.use_tb_logger=false',
+          'datasets.train.num_worker_per_gpu=0', 'train.scheduler.milestones=[1000000000]']
+    if any(o.startswith('train.scheduler=') for o in overrides):
+        ov.remove('train.scheduler.milestones=[1000000000]')
+    if data:
+        ov.append(f'datasets.train.dataroot_gt={data}')
+    if val_root:
+        ov.append(f'datasets.val_1.dataroot_gt={val_root}')
+    opt, _ = parse_options(True, ['-opt', opt_path, '--force_yml', *ov])
+    opt['dist'], opt['rank'], opt['world_size'] = False, 0, 1
+    set_random_seed(opt['manual_seed'])
+    model = build_model(opt)
+    dopt = opt['datasets']['train']
+    loader = build_dataloader(build_dataset(dopt, key='datasets.train'), dopt, num_gpu=0, dist=False,
+                              sampler=None, seed=opt['manual_seed'])
+    vopt = opt['datasets'].get('val_1')
+    if vopt is None:
+        raise OptionError(f'{opt_path}: datasets.val_1: required (the PSNR subset)')
+    vset = build_dataset(vopt, key='datasets.val_1')
+    val = [vset[i] for i in range(min(val_images, len(vset)))]
+    return model, loader, val
+
+
+def evaluate(model, val):
+    """Mean float PSNR of the Tweedie estimate over ``val`` (list of dataset items)."""
+    psnrs = []
+    for item in val:
+        model.feed_data({'lq': item['lq'][None], 'gt': item['gt'][None]})
+        model.test()
+        psnrs.append(calculate_psnr(tensor2img(model.output),
+                                    tensor2img(model.gt), float_mode=True))
+    return float(np.mean(psnrs))
+
+
+class Runner:
+    """One variant: its model, data iterator, RNG state and clock."""
+
+    def __init__(self, name, model, loader, val):
+        self.name, self.model, self.loader, self.val = name, model, loader, val
+        self.it = iter(loader)
+        self.iter = 0
+        self.seconds = 0.0
+        self.rng = get_rng_state()
+        self.curve = []
+
+    def step(self):
+        set_rng_state(self.rng)
+        t = time.perf_counter()
+        try:
+            batch = next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            batch = next(self.it)
+        self.iter += 1
+        self.model.feed_data(batch)
+        self.model.optimize_parameters(self.iter)
+        self.model.update_learning_rate(self.iter)
+        self.seconds += time.perf_counter() - t
+        self.rng = get_rng_state()
+
+
+def probe_step_time(opt_path, overrides, data, steps):
+    """Seconds per training step of a variant (median of ``steps`` after one warm-up step)."""
+    model, loader, _ = build_variant(opt_path, overrides, 1000, data, 0)
+    times = []
+    for i in range(steps + 1):
+        batch = next(iter(loader))
+        t = time.perf_counter()
+        model.feed_data(batch)
+        model.optimize_parameters(i + 1)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times[1:]))
+
+
+def markdown(results, minutes):
+    quarters = [f'{minutes * q / 4:g} min' for q in range(1, 5)]
+    lines = ['| variant | recipe | s/step | iterations | ' + ' | '.join(quarters) + ' |',
+             '| --- | --- | --- | --- | ' + ' | '.join('---' for _ in quarters) + ' |']
+    for r in results:
+        pts = ' | '.join(f"{p['psnr']:.2f}" for p in r['curve'])
+        lines.append(f"| `{r['name']}` | {r['description']} | {r['s_per_step']:.2f} | {r['iterations']} | {pts} |")
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('-opt', default=DEFAULT_OPT, help='Base training option file.')
+    parser.add_argument('--variants', default='paper,anti', help=f"Comma list of: {', '.join(VARIANTS)}.")
+    parser.add_argument('--minutes', type=float, default=10.0, help='Training minutes per variant.')
+    parser.add_argument('--val-images', type=int, default=8, help='First N images of datasets.val_1.')
+    parser.add_argument('--data', default=None, help='Override datasets.train.dataroot_gt.')
+    parser.add_argument('--val', default=None, help='Override datasets.val_1.dataroot_gt (default: CBSD68).')
+    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='Extra --force_yml overrides applied to every variant (before its own).')
+    parser.add_argument('--probe', type=int, default=3, help='Timed steps to size each schedule.')
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--out', default=osp.join('results', 'n2s_estimators'))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [v for v in args.variants.split(',') if v]
+    for n in names:
+        if n not in VARIANTS:
+            raise OptionError(f"--variants: unknown variant '{n}' (known: {', '.join(VARIANTS)})")
+    budget = args.minutes * 60
+    runners = []
+    for n in names:
+        desc, ov = VARIANTS[n]
+        ov = [*args.set, *ov]
+        total = max(int(budget / probe_step_time(args.opt, ov, args.data, args.probe)), 8)
+        model, loader, val = build_variant(args.opt, ov, total, args.data, args.val_images, args.val)
+        r = Runner(n, model, loader, val)
+        r.description, r.planned = desc, total
+        runners.append(r)
+        print(f'{n}: ~{total} iterations in {args.minutes:g} min ({desc})', flush=True)
+    marks = [budget * q / 4 for q in range(1, 5)]
+    while True:
+        active = [r for r in runners if r.seconds < budget]
+        if not active:
+            break
+        r = min(active, key=lambda x: x.seconds)
+        r.step()
+        while len(r.curve) < 4 and r.seconds >= marks[len(r.curve)]:
+            rng = get_rng_state()
+            psnr = evaluate(r.model, r.val)
+            set_rng_state(rng)
+            r.curve.append({'minutes': r.seconds / 60, 'iter': r.iter, 'psnr': psnr})
+            print(f'{r.name}: {r.seconds / 60:.1f} min, iter {r.iter}, PSNR {psnr:.2f}', flush=True)
+    results = [{'name': r.name, 'description': r.description, 'iterations': r.iter,
+                's_per_step': r.seconds / r.iter, 'curve': r.curve} for r in runners]
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, 'estimators.json'), 'w') as f:
+        json.dump({'minutes': args.minutes, 'val_images': args.val_images, 'opt': args.opt,
+                   'results': results}, f, indent=2)
+    table = markdown(results, args.minutes)
+    with open(osp.join(args.out, 'estimators.md'), 'w') as f:
+        f.write(table)
+    print(table)
+    return results
+
+
+if __name__ == '__main__':
+    exit_on_user_error(main)
