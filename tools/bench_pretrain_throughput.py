@@ -8,11 +8,18 @@ Measures three numbers on the same options so the limit is visible:
 - ``compute``: training steps on a fixed in-memory batch (no loading);
 - ``end_to_end``: the real loop, loader feeding ``MaskedPretrainModel.optimize_parameters``.
 
+With ``--precision fp32,bf16,channels_last,bf16+channels_last`` it instead times one training step
+of each precision setting (``train.autocast``, ``train.channels_last``) on the same in-memory batch,
+**interleaved** round by round so that machine load hits every setting alike, and reports each
+median step time as a ratio to the first setting.
+
 Usage::
 
     python tools/bench_pretrain_throughput.py --data datasets/train --batch 8 --workers 1 --steps 6
     python tools/bench_pretrain_throughput.py -opt options/train/Noise2Score/train_N2S_gauss25.yml \
         --data datasets/train --threads 2
+    python tools/bench_pretrain_throughput.py -opt options/train/Noise2Score/train_N2S_gauss25_anti.yml \
+        --data datasets/train --threads 1 --precision fp32,bf16,channels_last,bf16+channels_last --steps 8
 """
 
 import argparse
@@ -34,6 +41,43 @@ from basicsr_denoise.utils.options import parse_options  # noqa: E402
 REPO = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 
+PRECISION = {'fp32': {'autocast': 'fp32', 'channels_last': False},
+             'bf16': {'autocast': 'bf16', 'channels_last': False},
+             'channels_last': {'autocast': 'fp32', 'channels_last': True},
+             'bf16+channels_last': {'autocast': 'bf16', 'channels_last': True}}
+
+
+def compare_precision(opt, dataset, batch, names, rounds):
+    """Median seconds per training step of each precision setting, timed round-robin on one batch."""
+    import copy
+    import statistics
+    unknown = [n for n in names if n not in PRECISION]
+    if unknown:
+        raise SystemExit(f"error: --precision: unknown setting '{unknown[0]}' (known: {', '.join(PRECISION)})")
+    items = [dataset[i % len(dataset)] for i in range(batch)]
+    data = {k: torch.stack([it[k] for it in items]) for k in items[0] if torch.is_tensor(items[0][k])}
+    models = {}
+    for n in names:
+        o = copy.deepcopy(opt)
+        o['train'].update(PRECISION[n])
+        torch.manual_seed(0)
+        models[n] = build_model(o)
+        models[n].feed_data(data)
+        models[n].optimize_parameters(1)  # warm-up
+    times = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names:
+            t0 = time.perf_counter()
+            models[n].optimize_parameters(r + 2)
+            times[n].append(time.perf_counter() - t0)
+    med = {n: statistics.median(v) for n, v in times.items()}
+    res = {'model': opt['model_type'], 'torch_threads': torch.get_num_threads(), 'batch': batch, 'rounds': rounds,
+           'seconds_per_step': med, 'ratio_to_first': {n: med[n] / med[names[0]] for n in names}}
+    for n in names:
+        print(f'{n:>20}: {med[n]:.3f} s/step, x{res["ratio_to_first"][n]:.2f} of {names[0]}', flush=True)
+    return res
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('-opt', default=osp.join(REPO, 'options', 'train', 'MPI', 'pretrain_MPI_syn_imagenet.yml'))
@@ -45,6 +89,9 @@ def main(argv=None):
     parser.add_argument('--steps', type=int, default=6, help='Timed steps (after 2 warm-up steps).')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--out', default=None)
+    parser.add_argument('--precision', default=None,
+                        help='Comma list of fp32, bf16, channels_last, bf16+channels_last: interleaved step-time '
+                             'ratios instead of the throughput breakdown.')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,6 +105,13 @@ def main(argv=None):
     opt['datasets'] = {'train': opt['datasets']['train']}  # no validation sets
     dopt = opt['datasets']['train']
     dataset = build_dataset(dopt, key='datasets.train')
+    if args.precision:
+        res = compare_precision(opt, dataset, args.batch, args.precision.split(','), args.steps)
+        if args.out:
+            os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+            with open(args.out, 'w') as f:
+                json.dump(res, f, indent=2)
+        return res
     sampler = EnlargedSampler(len(dataset), 1, 0, 100, shuffle=True, seed=0)
     loader = build_dataloader(dataset, dopt, sampler=sampler, seed=0)
     n = args.steps
