@@ -1,8 +1,34 @@
-"""Package metadata for basicsr_denoise (``pip install -e .`` / ``pip install -e .[test]``)."""
+"""Package metadata for basicsr_denoise (``pip install .``, ``pip install -e .[test]``, wheels).
 
+The shipped checkpoints live in ``experiments/pretrained_models/`` of the source tree; the build copies
+every one that ``basicsr_denoise/weights/registry.json`` lists into the package
+(``basicsr_denoise/weights/``), so a wheel or a non-editable install finds them through
+``importlib.resources`` from any working directory.
+"""
+
+import json
 import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+WEIGHTS_SRC = os.path.join('experiments', 'pretrained_models')
+
+
+class BuildWithWeights(build_py):
+    """``build_py`` that also copies the registered checkpoints into ``basicsr_denoise/weights/``."""
+
+    def run(self):
+        super().run()
+        with open(os.path.join('basicsr_denoise', 'weights', 'registry.json'), encoding='utf-8') as f:
+            registry = json.load(f)
+        dest = os.path.join(self.build_lib, 'basicsr_denoise', 'weights')
+        for name, entry in registry.items():
+            src = os.path.join(WEIGHTS_SRC, name)
+            if entry.get('sha256'):
+                if not os.path.isfile(src):
+                    raise FileNotFoundError(f'{src}: registered in basicsr_denoise/weights/registry.json but missing')
+                self.copy_file(src, os.path.join(dest, name))
 
 
 def read_version():
@@ -20,6 +46,8 @@ setup(
     long_description=open('README.md', encoding='utf-8').read() if os.path.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['basicsr_denoise', 'basicsr_denoise.*']),
+    package_data={'basicsr_denoise': ['presets/*.yml', 'weights/registry.json']},
+    cmdclass={'build_py': BuildWithWeights},
     python_requires='>=3.9',
     install_requires=[
         'torch>=2.1',
@@ -37,6 +65,7 @@ setup(
     },
     entry_points={
         'console_scripts': [
+            'basicsr-denoise=basicsr_denoise.cli:main',
             'basicsr-denoise-train=basicsr_denoise.train:main',
             'basicsr-denoise-test=basicsr_denoise.test:main',
         ],

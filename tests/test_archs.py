@@ -389,23 +389,24 @@ def test_unreadable_and_missing_checkpoints(tmp_path):
         load_checkpoint(nn.Linear(1, 1), str(tmp_path / 'plain.pkl'))
 
 
-def test_shipped_checkpoints_match_their_readme_and_load_strict():
-    """Each checkpoint in experiments/pretrained_models/ has its sha256 in the README and loads strict."""
+def test_shipped_checkpoints_match_their_readme_and_registry_and_load_strict():
+    """Each checkpoint in experiments/pretrained_models/ has its sha256 in the README and in the package's
+    registry, describes its own network, and loads strict into it."""
     import hashlib
     import re
+
+    from basicsr_denoise.archs.arch_util import read_checkpoint
+    from basicsr_denoise.weights import registry
     folder = os.path.join(os.path.dirname(__file__), os.pardir, 'experiments', 'pretrained_models')
     readme = open(os.path.join(folder, 'README.md')).read()
     listed = dict(re.findall(r'\| `([\w.]+\.pth)` \| `([0-9a-f]{64})` \|', readme))
     files = sorted(f for f in os.listdir(folder) if f.endswith('.pth'))
-    assert files and set(files) == set(listed)
-    configs = {'MPI_syn_ours.pth': {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
-                                    'backbone': {'type': 'SkipNet'}},
-               'MPI_real_ours.pth': {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'singlechannel',
-                                     'backbone': {'type': 'SkipNet'}},
-               'N2S_gauss25_color_ours.pth': {'type': 'N2NUNet', 'num_in_ch': 3, 'num_out_ch': 3, 'tied': True}}
+    shipped = {name: e['sha256'] for name, e in registry().items() if e['sha256']}
+    assert files and set(files) == set(listed) == set(shipped)
     for f in files:
         path = os.path.join(folder, f)
-        assert hashlib.sha256(open(path, 'rb').read()).hexdigest() == listed[f], f'{f}: sha256 differs from README'
+        assert hashlib.sha256(open(path, 'rb').read()).hexdigest() == listed[f] == shipped[f], f'{f}: sha256 differs'
         assert os.path.getsize(path) < 10 * 2**20
-        assert f in configs, f'{f}: add its network to this test'
-        load_checkpoint(build_network(configs[f]), path, strict=True)
+        sd, meta = read_checkpoint(path)
+        assert set(meta) in ({'network_g', 'fill'}, {'network_g', 'score'}), f'{f}: not self-describing'
+        load_checkpoint(build_network(meta['network_g']), path, strict=True, network_g=meta['network_g'])

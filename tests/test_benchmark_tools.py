@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from basicsr_denoise.mpi.benchmarks import (bundle_dnd_submission, dnd_blocks, read_dnd_image, read_dnd_info,
+from basicsr_denoise.data.sidd_dnd import (bundle_dnd_submission, dnd_blocks, read_dnd_image, read_dnd_info,
                                             read_sidd_blocks, read_sidd_submission, write_dnd_block,
                                             write_sidd_submission)
 from basicsr_denoise.utils.errors import DataError

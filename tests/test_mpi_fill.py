@@ -10,7 +10,6 @@ import pytest
 import torch
 import yaml
 
-from basicsr_denoise import denoise
 from basicsr_denoise.archs import build_network
 from basicsr_denoise.mpi.filling import (IterativeFiller, ensemble_update, masked_fill_loss, pixel_shuffle_batch,
                                          pixel_unshuffle_batch, tile_boxes)
@@ -18,6 +17,7 @@ from basicsr_denoise.mpi.masking import MaskSampler
 from basicsr_denoise.test import test_pipeline as run_test_pipeline
 from basicsr_denoise.utils.errors import CheckpointError, DataError
 from basicsr_denoise.utils.img_util import imread, imwrite
+from basicsr_denoise.utils.options import load_yaml
 
 from _framework import REPO, load_tool  # noqa: E402
 
@@ -129,7 +129,7 @@ def _write_pair_folder(tmp_path, n=2, size=32):
 
 
 def _fill_options(tmp_path, gt_dir, lq_dir, weights=None, net=SKIP_NET):
-    opt = yaml.safe_load(open(os.path.join(REPO, 'options', 'test', 'MPI', 'test_MPI_syn_gauss25_fast.yml')))
+    opt = load_yaml(os.path.join(REPO, 'options', 'test', 'MPI', 'test_MPI_syn_gauss25_fast.yml'))  # _base_ resolved
     opt['datasets'] = {'test_1': {'name': 'tiny', 'type': 'PairedImageDataset', 'dataroot_gt': str(gt_dir),
                                   'dataroot_lq': str(lq_dir)}}
     opt['network_g'] = net
@@ -148,7 +148,7 @@ def test_test_py_end_to_end_32x32(tmp_path):
     assert metrics == json.loads(json.dumps(res))
     tiny = metrics['tiny']
     assert tiny['count'] == 2 and [r['name'] for r in tiny['images']] == ['0', '1']
-    assert set(tiny['images'][0]) == {'name', 'psnr', 'ssim', 'seconds'}
+    assert set(tiny['images'][0]) == {'name', 'psnr', 'ssim', 'seconds', 'rank'}
     assert tiny['mean']['psnr'] == pytest.approx(np.mean([r['psnr'] for r in tiny['images']]))
     vis = tmp_path / 'results' / 'MPI_syn_gauss25_fast' / 'visualization' / 'tiny'
     assert (vis / '0.png').exists() and (vis / '0_compare.png').exists()
@@ -211,7 +211,7 @@ def test_denoise_command_any_depth_and_channels(tmp_path, skip_weights):
     imwrite(rng.random((36, 30, 1)).astype(np.float32), str(inp / 'gray16.png'), bit_depth=16)
     (inp / 'notes.txt').write_text('not an image')
     out = tmp_path / 'out'
-    proc = _run_cli(['-m', 'basicsr_denoise.denoise', str(inp), '-o', str(out), '--weights', skip_weights,
+    proc = _run_cli(['-m', 'basicsr_denoise', str(inp), '-o', str(out), '--weights', skip_weights,
                      '--iterations', '3', '--device', 'cpu'], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert 'rgb8: 40x32x3 8-bit' in proc.stdout and 'gray16: 30x36x1 16-bit' in proc.stdout
@@ -233,7 +233,7 @@ def test_denoise_command_with_gt_and_unreadable_file(tmp_path, skip_weights):
     imwrite(np.clip(clean + 0.1, 0, 1), str(inp / 'a.png'))
     (inp / 'broken.png').write_bytes(b'\x89PNG not really')
     out = tmp_path / 'out'
-    proc = _run_cli(['-m', 'basicsr_denoise.denoise', str(inp), '-o', str(out), '--weights', skip_weights,
+    proc = _run_cli(['-m', 'basicsr_denoise', str(inp), '-o', str(out), '--weights', skip_weights,
                      '--gt', str(gt), '--iterations', '2'], tmp_path)
     assert proc.returncode == 1
     assert f'error: cannot read image {inp / "broken.png"}' in proc.stderr
@@ -242,14 +242,15 @@ def test_denoise_command_with_gt_and_unreadable_file(tmp_path, skip_weights):
     assert 'psnr' in metrics['images'][0] and metrics['failed'] == [str(inp / 'broken.png')]
 
 
-def test_denoise_without_default_weights_says_how_to_get_them(monkeypatch, tmp_path):
-    monkeypatch.setattr(denoise, 'WEIGHTS', {'syn': 'no_such_checkpoint.pth', 'real': 'nope.pth'})
-    with pytest.raises(CheckpointError, match='pass --weights PATH .* or train one with python basicsr_denoise/train.py'):
-        denoise.default_weights('syn')
+def test_denoise_without_default_weights_says_how_to_get_them():
+    from basicsr_denoise.weights import resolve_weights
+    with pytest.raises(CheckpointError, match='pass --weights PATH .* or train it with python basicsr_denoise/train.py '
+                       '-opt options/train/MPI/pretrain_MPI_real_imagenet.yml'):
+        resolve_weights('MPI_real_ours.pth')  # what the real-noise presets name: not shipped
 
 
 def test_denoise_missing_input_is_one_line_error(tmp_path):
-    proc = _run_cli(['-m', 'basicsr_denoise.denoise', str(tmp_path / 'nope.png'), '-o', str(tmp_path / 'o')], tmp_path)
+    proc = _run_cli(['-m', 'basicsr_denoise', str(tmp_path / 'nope.png'), '-o', str(tmp_path / 'o')], tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == f'error: input not found: {tmp_path / "nope.png"}'
 
 

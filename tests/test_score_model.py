@@ -412,10 +412,11 @@ def _n2s_weights(tmp_path, ch=3, tied=True):
 
 @pytest.mark.parametrize('ch,tied', [(3, True), (1, False)])
 def test_denoise_n2s_matches_the_score_model(tmp_path, ch, tied):
-    from basicsr_denoise.denoise import N2SDenoiser
+    from basicsr_denoise.inference import N2SDenoiser
     weights = _n2s_weights(tmp_path, ch, tied)
     y = torch.rand(1, ch, 40, 50) + 0.1 * torch.randn(1, ch, 40, 50)  # not a multiple of 32: padded
-    out, extra = N2SDenoiser(weights, device='cpu', sigma=25)(y, 'img.png', 'img')
+    network_g = {'type': 'N2NUNet', 'num_in_ch': ch, 'num_out_ch': ch, 'tied': tied}  # an old-format file
+    out, extra = N2SDenoiser.from_pretrained(weights, network_g, sigma=25, device='cpu').process(y, 'img')
     opt = _options(is_train=False, ch=ch)
     opt['network_g']['tied'] = tied
     opt['path'] = {'pretrain_network_g': weights, 'strict_load_g': True}
@@ -436,19 +437,20 @@ def test_denoise_command_n2s_blind_records_sigma_hat_and_refuses_channel_mismatc
     out = tmp_path / 'out'
     env = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1'}
     import subprocess
-    proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise.denoise', str(inp), '-o', str(out),
-                           '--method', 'n2s', '--weights', weights],
+    proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise', str(inp), '-o', str(out),
+                           '--method', 'n2s', '--weights', weights, '--network', '{type: N2NUNet}'],
                           cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1  # one image failed
-    assert f'error: {inp / "gray.png"}: 1-channel image, but the Noise2Score checkpoint' in proc.stderr
+    assert f'error: {inp / "gray.png"}: 1-channel image, but the Noise2Score network' in proc.stderr
     metrics = json.load(open(out / 'metrics.json'))
     rec = metrics['images'][0]
     assert metrics['method'] == 'n2s' and rec['name'] == 'rgb' and 5.0 <= rec['sigma_hat'] <= 55.0
     assert 'sigma_hat' in proc.stdout and (out / 'rgb_denoised.png').exists() and (out / 'rgb_compare.png').exists()
     for args, msg in ((['--method', 'n2s', '--sigma', '0'], 'sigma must be > 0'),
                       (['--sigma', '25'], '--sigma applies to --method n2s only')):
-        proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise.denoise', str(inp / 'rgb.png'), '-o', str(out),
-                               '--weights', weights, *args], cwd=str(tmp_path), capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise', str(inp / 'rgb.png'), '-o', str(out),
+                               '--weights', weights, '--network', '{type: N2NUNet}', *args], cwd=str(tmp_path),
+                              capture_output=True, text=True,
                               env=env, timeout=300)
         assert proc.returncode == 2 and msg in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -462,7 +464,7 @@ def test_n2s_blind_tool(tmp_path):
     for p in net.parameters():
         torch.nn.init.zeros_(p)  # R = 0: Tweedie returns the (clipped) noisy image at any level
     weights = tmp_path / 'zero.pth'
-    torch.save({'params': net.state_dict()}, weights)
+    torch.save({'params': net.state_dict(), 'network_g': {'type': 'N2NUNet'}}, weights)  # self-describing
     data = os.path.join(REPO, 'datasets', 'samples')
     res = tool.evaluate(str(weights), data, [25.0], methods=('pca', 'tv_grid'), max_images=2)
     rows = res['25.0']

@@ -36,8 +36,9 @@ def test_resume_is_bit_exact(tmp_path, workers):
     second = run_train(split, tmp_path, '--auto_resume')
     assert 'resuming from' in second.stderr and 'iter:       4/6' in second.stderr
     a, b = _weights(tmp_path, 'straight', 6), _weights(tmp_path, 'split', 6)
-    assert set(a) == {'params', 'params_ema'}
-    for key in a:
+    assert set(a) == {'params', 'params_ema', 'network_g'}  # the weights and, as plain data, the architecture
+    assert a['network_g'] == train_options(tmp_path)['network_g']
+    for key in ('params', 'params_ema'):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), f'{key}.{name} differs after resume'
     # and the run really trained: weights moved away from the 3-iteration ones

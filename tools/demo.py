@@ -2,7 +2,7 @@
 
 Adds Gaussian noise (sigma 25, seed 0, clipped and saved as 8-bit PNG like a real photo) to
 the clean crops in ``datasets/samples/``, then denoises them through the user command
-(``python -m basicsr_denoise.denoise``'s code path, preset ``fast``) with the project's own
+(``basicsr-denoise``'s code path, preset ``fast``) with the project's own
 pre-trained weights. Prints per-image PSNR and time; writes the outputs, one
 ``<name>_compare.png`` (noisy | denoised | clean) per image and ``metrics.json`` to
 ``results/demo/``.
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
-from basicsr_denoise.denoise import denoise_files  # noqa: E402
+from basicsr_denoise.cli import denoise_files  # noqa: E402
 from basicsr_denoise.utils.errors import exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.img_util import imread, imwrite, is_image_file  # noqa: E402
 

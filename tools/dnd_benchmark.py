@@ -37,9 +37,9 @@ import time
 if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from basicsr_denoise.mpi.benchmarks import (build_zero_shot_denoiser, bundle_dnd_submission,  # noqa: E402
-                                            dnd_block_name, dnd_blocks, read_dnd_image, read_dnd_info,
-                                            write_dnd_block)
+from basicsr_denoise.data.sidd_dnd import (bundle_dnd_submission, dnd_block_name, dnd_blocks,  # noqa: E402
+                                          read_dnd_image, read_dnd_info, write_dnd_block)
+from basicsr_denoise.inference import MPIDenoiser  # noqa: E402
 from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.logger import progress  # noqa: E402
 
@@ -64,7 +64,7 @@ def run(args):
     boxes = read_dnd_info(info_path)
     total = sum(len(b) for b in boxes)
     n = total if args.limit is None else max(0, min(int(args.limit), total))
-    denoiser, info = build_zero_shot_denoiser(args.opt, weights=args.weights, device=args.device)
+    denoiser, info = MPIDenoiser.from_options(args.opt, weights=args.weights, device=args.device)
     print(f'DND: {len(boxes)} images, {total} blocks from {args.data}; denoising {n} on {info["device"]} '
           f'with {info["weights"]}', flush=True)
     os.makedirs(args.out, exist_ok=True)
@@ -93,7 +93,7 @@ def run(args):
                 kept += 1
             elif flat < n:
                 start = time.perf_counter()
-                out = denoiser(crop, osp.splitext(name)[0])
+                out = denoiser.denoise_image(crop, osp.splitext(name)[0])
                 seconds += time.perf_counter() - start
                 megapixels += crop.shape[0] * crop.shape[1] / 1e6
                 done += 1

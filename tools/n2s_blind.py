@@ -38,12 +38,12 @@ def evaluate(weights, dataroot, sigmas, methods=METHODS, seed=0, max_images=None
     import torch
 
     from basicsr_denoise.data import build_dataset
-    from basicsr_denoise.denoise import N2SDenoiser
+    from basicsr_denoise.inference import N2SDenoiser
     from basicsr_denoise.metrics.psnr_ssim import calculate_psnr
     from basicsr_denoise.noise import build_noise
     from basicsr_denoise.noise.blind import estimate_level
 
-    den = N2SDenoiser(weights, device=device, sigma=25)
+    den = N2SDenoiser.from_pretrained(weights, sigma=25, device=device)
     out = {}
     for sigma in sigmas:
         dataset = build_dataset({'type': 'SyntheticNoisyDataset', 'name': 'eval', 'phase': 'test',

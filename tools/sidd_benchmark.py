@@ -40,8 +40,9 @@ if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from basicsr_denoise.metrics.psnr_ssim import calculate_psnr  # noqa: E402
-from basicsr_denoise.mpi.benchmarks import (build_zero_shot_denoiser, denoise_blocks, read_sidd_blocks,  # noqa: E402
-                                            to_uint8, write_sidd_submission)
+from basicsr_denoise.data.sidd_dnd import (denoise_blocks, read_sidd_blocks, to_uint8,  # noqa: E402
+                                          write_sidd_submission)
+from basicsr_denoise.inference import MPIDenoiser  # noqa: E402
 from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
 
 
@@ -75,15 +76,15 @@ def run(args):
         gt = read_sidd_blocks(args.gt)
         if gt.shape != noisy.shape:
             raise DataError(f'{args.gt}: blocks of shape {gt.shape} do not match {args.blocks} {noisy.shape}')
-    denoiser, info = build_zero_shot_denoiser(args.opt, weights=args.weights, device=args.device)
+    denoiser, info = MPIDenoiser.from_options(args.opt, weights=args.weights, device=args.device)
     total = int(np.prod(noisy.shape[:2]))
     n = total if args.limit is None else max(0, min(int(args.limit), total))
     print(f'SIDD: {total} blocks of {noisy.shape[2]}x{noisy.shape[3]} from {args.blocks}; denoising {n} '
           f'on {info["device"]} with {info["weights"]}', flush=True)
 
     start = time.perf_counter()
-    out = denoise_blocks(noisy, lambda block, idx: denoiser(block, f'{idx[0]}_{idx[1]}'), desc='SIDD',
-                         limit=n)
+    out = denoise_blocks(noisy, lambda block, idx: denoiser.denoise_image(block, f'{idx[0]}_{idx[1]}'),
+                         desc='SIDD', limit=n)
     seconds = time.perf_counter() - start
     megapixels = n * noisy.shape[2] * noisy.shape[3] / 1e6
     time_mp = seconds / megapixels if megapixels else 0.0

@@ -135,8 +135,13 @@ def tiled_forward(net, x, tile=None, overlap=DEFAULT_OVERLAP, multiple=None, min
 # ----------------------------------------------------------------------------------------------
 
 
-def read_state_dict(path, key='params'):
-    """Read a state dict from a ``.pth`` file without executing code from it.
+#: Plain-data entries a self-describing checkpoint keeps beside ``params``: the architecture and the
+#: defaults of the method that uses it (``fill`` for MPI, ``score`` for Noise2Score).
+META_KEYS = ('network_g', 'fill', 'score')
+
+
+def read_checkpoint(path, key='params'):
+    """Read a checkpoint's state dict and its self-description, without executing code from the file.
 
     Args:
         path (str): The checkpoint.
@@ -145,7 +150,8 @@ def read_state_dict(path, key='params'):
             Default: ``'params'``.
 
     Returns:
-        dict[str, Tensor]: The state dict with any ``module.`` prefixes stripped.
+        tuple[dict, dict]: The state dict (``module.`` prefixes stripped) and ``{'network_g', 'fill',
+        'score'}``, those of them the file stores (empty for old-format and third-party files).
 
     Raises:
         CheckpointError: missing file, unreadable file, a file that is not a plain weights
@@ -164,7 +170,62 @@ def read_state_dict(path, key='params'):
     else:
         raise CheckpointError(f"{path}: no state dict under key '{key}' (top-level keys: "
                               f"{', '.join(map(str, list(ckpt)[:8])) or 'none'})")
-    return {(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}
+    meta = {k: ckpt[k] for k in META_KEYS if isinstance(ckpt.get(k), dict)}
+    return {(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}, meta
+
+
+def read_state_dict(path, key='params'):
+    """The state dict of :func:`read_checkpoint` alone."""
+    return read_checkpoint(path, key)[0]
+
+
+def normalize_network_opt(opt):
+    """A ``network_g`` block with every constructor default filled in (nested blocks too), for comparisons.
+
+    Tuples become lists (YAML has no tuples), so ``{type: SkipNet}`` and the same block written out in
+    full compare equal.
+    """
+    import inspect
+
+    from basicsr_denoise.utils.registry import ARCH_REGISTRY
+    if isinstance(opt, dict):
+        full = dict(opt)
+        if isinstance(opt.get('type'), str) and opt['type'] in ARCH_REGISTRY:
+            params = inspect.signature(ARCH_REGISTRY.get(opt['type']).__init__).parameters
+            full = {n: p.default for n, p in params.items() if n != 'self' and p.default is not p.empty}
+            full.update(opt)
+        return {k: normalize_network_opt(v) for k, v in full.items()}
+    if isinstance(opt, (list, tuple)):
+        return [normalize_network_opt(v) for v in opt]
+    return opt
+
+
+def network_difference(a, b, prefix='network_g'):
+    """The first dotted key where two ``network_g`` blocks differ (after :func:`normalize_network_opt`),
+    as ``(key, value in a, value in b)``, or None when they describe the same network."""
+    a, b = normalize_network_opt(a), normalize_network_opt(b)
+
+    def walk(x, y, key):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in list(x) + [k for k in y if k not in x]:
+                found = walk(x.get(k), y.get(k), f'{key}.{k}')
+                if found:
+                    return found
+            return None
+        return None if x == y else (key, x, y)
+
+    return walk(a, b, prefix)
+
+
+def check_network_matches(path, stored, given, source=None):
+    """Raise a one-line CheckpointError when a checkpoint's stored ``network_g`` differs from the given one."""
+    diff = network_difference(given, stored)
+    if diff:
+        key, mine, theirs = diff
+        where = f' by {source}' if source else ''
+        raise CheckpointError(f'{path} stores a different network_g than the one given{where}: {key} is '
+                              f'{theirs!r} in the checkpoint, {mine!r} given (leave network_g out to use the '
+                              "checkpoint's own)")
 
 
 def _first_conv(sd):
@@ -232,7 +293,7 @@ def _mismatch_hint(net, own, sd, missing, unexpected, shapes):
     return 'check the network type and its options against the checkpoint'
 
 
-def load_checkpoint(net, path, key='params', strict=True, state_dict=None):
+def load_checkpoint(net, path, key='params', strict=True, state_dict=None, network_g=None, source=None):
     """Load a BasicSR-style checkpoint into ``net`` safely, with a helpful error on mismatch.
 
     The file is read with ``torch.load(map_location='cpu', weights_only=True)``, so a
@@ -247,6 +308,10 @@ def load_checkpoint(net, path, key='params', strict=True, state_dict=None):
             Default: True.
         state_dict (dict | None): ``read_state_dict(path, key)`` when the caller has already read it
             (the file is then not read again; ``path`` still names it in errors). Default: None.
+        network_g (dict | None): The option block ``net`` was built from. When the checkpoint stores
+            its own ``network_g`` and ``strict`` is set, the two must describe the same network.
+            Default: None (no check).
+        source (str | None): The option file that gave ``network_g``, for errors. Default: None.
 
     Returns:
         The ``load_state_dict`` result (missing and unexpected keys; empty when strict).
@@ -257,7 +322,12 @@ def load_checkpoint(net, path, key='params', strict=True, state_dict=None):
             the checkpoint has 4: try mask_mode singlechannel``).
     """
     net = bare(net)
-    sd = state_dict if state_dict is not None else read_state_dict(path, key=key)
+    if state_dict is not None:
+        sd, meta = state_dict, {}
+    else:
+        sd, meta = read_checkpoint(path, key=key)
+    if network_g is not None and strict and 'network_g' in meta:
+        check_network_matches(path, meta['network_g'], network_g, source)
     own = net.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]

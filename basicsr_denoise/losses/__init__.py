@@ -1,12 +1,17 @@
-"""Losses, registered in ``LOSS_REGISTRY`` and built from ``train.*_opt`` blocks with :func:`build_loss`."""
+"""Losses, registered in ``LOSS_REGISTRY`` and built from ``train.*_opt`` blocks with :func:`build_loss`.
 
-from basicsr_denoise.losses.ardae_loss import ARDAELoss
-from basicsr_denoise.losses.masked_loss import MaskedL1Loss, MaskedMSELoss, MaskedPSNRLoss
-from basicsr_denoise.losses.pixel_loss import L1Loss, MSELoss, weight_reduce_loss
-from basicsr_denoise.utils.registry import LOSS_REGISTRY
+The loss modules are imported lazily (by the registry on its first lookup, or here on first use of a
+name), so one broken loss module never breaks the others.
+"""
 
-__all__ = ['L1Loss', 'MSELoss', 'MaskedPSNRLoss', 'MaskedL1Loss', 'MaskedMSELoss', 'ARDAELoss',
-           'weight_reduce_loss', 'build_loss']
+from basicsr_denoise.utils.registry import LOSS_REGISTRY, lazy_getattr
+
+#: Public names and the module that defines each.
+_LAZY = {'L1Loss': 'pixel_loss', 'MSELoss': 'pixel_loss', 'weight_reduce_loss': 'pixel_loss',
+         'MaskedPSNRLoss': 'masked_loss', 'MaskedL1Loss': 'masked_loss', 'MaskedMSELoss': 'masked_loss',
+         'ARDAELoss': 'ardae_loss'}
+__all__ = sorted(_LAZY) + ['build_loss']
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def build_loss(opt, key='train.pixel_opt', source=None, **extra):

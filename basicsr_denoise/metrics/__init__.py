@@ -55,7 +55,8 @@ def calculate_metric(data, opt, key=None, source=None):
         data (dict): ``{'img': output, 'img2': gt}``, each (H, W, C) or (H, W), RGB, float32 in [0, 1]
             (unclipped network output is fine).
         opt (dict): The metric's option block, e.g. ``{type: calculate_psnr, crop_border: 0,
-            test_y_channel: false, float_mode: true}``. ``better`` is accepted and ignored.
+            test_y_channel: false, float_mode: true}``. ``better`` (``higher`` or ``lower``) is for the
+            model's best-value tracking, not the metric.
         key (str | None): Where the block sits in the option file (e.g. ``'val.metrics.psnr'``), for errors.
         source (str | None): The option file, for errors.
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from basicsr_denoise.utils.checkpoint import atomic_save
-from basicsr_denoise.utils.dist import bare, default_device, get_dist_info, reduce_mean
+from basicsr_denoise.utils.checkpoint import atomic_save, plain_data
+from basicsr_denoise.utils.dist import bare, get_dist_info, reduce_mean, resolve_device
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.logger import get_root_logger, progress
 from basicsr_denoise.utils.misc import get_rng_state, set_rng_state
@@ -64,7 +64,7 @@ class BaseModel:
 
     def __init__(self, opt):
         self.opt = opt
-        self.device = default_device(opt.get('num_gpu', 'auto'))
+        self.device = resolve_device(opt.get('num_gpu', 'auto'))
         self.is_train = opt.get('is_train', False)
         self.optimizers = []
         self.schedulers = []
@@ -85,9 +85,14 @@ class BaseModel:
         return net
 
     def load_network(self, net, path, strict=True, param_key='params'):
-        """Load ``path`` into ``bare(net)`` safely (``weights_only``), with clear mismatch errors."""
+        """Load ``path`` (a file, or the name of a shipped checkpoint) into ``bare(net)`` safely
+        (``weights_only``), with clear mismatch errors; a checkpoint that stores a ``network_g`` other
+        than the options' is a one-line error."""
         from basicsr_denoise.archs.arch_util import load_checkpoint
-        load_checkpoint(bare(net), path, key=param_key, strict=strict)
+        from basicsr_denoise.weights import resolve_weights
+        path = resolve_weights(path)
+        load_checkpoint(bare(net), path, key=param_key, strict=strict, network_g=self.opt.get('network_g'),
+                        source=self.opt.get('opt_path'))
         self.logger.info(f'Loaded {type(bare(net)).__name__} weights [{param_key}] from {path}')
 
     def load_pretrained(self):
@@ -190,8 +195,13 @@ class BaseModel:
         return self.log_dict
 
     # --------------------------------------------------------------- checkpoints
+    def checkpoint_meta(self):
+        """Plain data saved beside the weights: the ``network_g`` block, plus a model's method defaults."""
+        return {'network_g': copy.deepcopy(self.opt['network_g'])} if self.opt.get('network_g') else {}
+
     def save_network(self, net, net_label, current_iter, param_key='params'):
-        """Write ``models/<label>_<iter>.pth`` atomically (rank 0), ``{'params': ..., 'params_ema': ...}``.
+        """Write ``models/<label>_<iter>.pth`` atomically (rank 0), ``{'params': ..., 'params_ema': ...}`` and the
+        plain-data self-description of :meth:`checkpoint_meta` (``network_g``, ``fill``/``score``).
 
         Args:
             net (nn.Module | list[nn.Module]): Network(s), one per ``param_key``.
@@ -203,7 +213,7 @@ class BaseModel:
             return
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
-        state = {}
+        state = plain_data(self.checkpoint_meta())
         for n, k in zip(nets, keys):
             state[k] = OrderedDict((name.removeprefix('module.'), p.detach().cpu().clone())
                                    for name, p in bare(n).state_dict().items())
@@ -318,16 +328,18 @@ class BaseModel:
         return {}
 
     # ---------------------------------------------------------------- validation
-    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False, dataset_name='val'):
+    def validation(self, dataloader, current_iter, tb_logger=None, save_img=False, dataset_name='val',
+                   all_ranks=False):
         """Run the model on every image of ``dataloader``; compute metrics; save outputs.
 
-        Runs on rank 0 only (other ranks return None). Images without ``gt`` are
-        processed and saved, with no metrics.
+        Runs on rank 0 only (other ranks return None) unless ``all_ranks``: then every rank runs on its
+        own loader (its shard of a test set, see ``test.py``) and returns its records. Images without
+        ``gt`` are processed and saved, with no metrics.
 
         Returns:
             dict: ``{'images': [{name, psnr, ssim, seconds, ...}], 'mean': {...}, 'count': N}``.
         """
-        if get_dist_info()[0] != 0:
+        if get_dist_info()[0] != 0 and not all_ranks:
             return None
         val_opt = self.opt.get('val') or {}
         metrics = val_opt.get('metrics') or {}
@@ -337,13 +349,9 @@ class BaseModel:
             records = self._validate_images(dataloader, current_iter, dataset_name, bar, save_img)
         finally:
             bar.close()
-        mean = {}
-        for k in records[0] if records else []:
-            vals = [r[k] for r in records if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
-            if vals and k != 'name':
-                mean[k] = float(np.mean(vals))
-        result = {'images': records, 'mean': mean, 'count': len(records)}
-        self._log_validation(dataset_name, current_iter, mean, metrics, tb_logger)
+        result = summarize_records(records)
+        if get_dist_info()[0] == 0:
+            self._log_validation(dataset_name, current_iter, result['mean'], metrics, tb_logger)
         return result
 
     def _validate_images(self, dataloader, current_iter, dataset_name, bar, save_img):
@@ -400,13 +408,24 @@ class BaseModel:
                 continue
             value = mean[mname]
             best = self.best_metric_results.setdefault(dataset_name, {}).get(mname)
-            if best is None or value > best['val']:  # PSNR and SSIM: higher is better
+            lower = (metrics[mname] or {}).get('better', 'higher') == 'lower'  # e.g. a distance, not PSNR/SSIM
+            if best is None or (value < best['val'] if lower else value > best['val']):
                 best = {'val': value, 'iter': current_iter}
                 self.best_metric_results[dataset_name][mname] = best
             msg += f"\n\t # {mname}: {value:.4f}\tBest: {best['val']:.4f} @ {best['iter']} iter"
             if tb_logger is not None:
                 tb_logger.add_scalar(f'metrics/{dataset_name}/{mname}', value, current_iter)
         self.logger.info(msg)
+
+
+def summarize_records(records):
+    """``{'images': records, 'mean': {key: mean over the records that have it}, 'count': N}`` (numeric keys)."""
+    mean = {}
+    for k in records[0] if records else []:
+        vals = [r[k] for r in records if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
+        if vals and k not in ('name', 'rank'):
+            mean[k] = float(np.mean(vals))
+    return {'images': records, 'mean': mean, 'count': len(records)}
 
 
 def finite_or_raise(t, what):
@@ -417,4 +436,4 @@ def finite_or_raise(t, what):
     return t
 
 
-__all__ = ['BaseModel', 'build_optimizer', 'build_scheduler', 'finite_or_raise']
+__all__ = ['BaseModel', 'build_optimizer', 'build_scheduler', 'finite_or_raise', 'summarize_records']

@@ -8,7 +8,8 @@ import torch
 from basicsr_denoise.archs import build_network
 from basicsr_denoise.losses import build_loss
 from basicsr_denoise.models.base_model import BaseModel
-from basicsr_denoise.models.iterative_fill_model import FILL_SCHEMA, build_filler, image_seed
+from basicsr_denoise.inference import MPIDenoiser
+from basicsr_denoise.mpi.filling import FILL_SCHEMA, image_seed
 from basicsr_denoise.mpi.masking import MaskSampler
 from basicsr_denoise.utils.dist import bare
 from basicsr_denoise.utils.registry import MODEL_REGISTRY
@@ -54,6 +55,10 @@ class MaskedPretrainModel(BaseModel):
             self.setup_optimizers()
             self.setup_schedulers()
 
+    def checkpoint_meta(self):
+        """The architecture, and the pre-training's hidden ratio as the default of zero-shot filling."""
+        return {**super().checkpoint_meta(), 'fill': {'mask_ratio': list(self.sampler.ratio)}}
+
     def feed_data(self, data):
         """``data['gt']``: clean ``(B, C, H, W)``, RGB, float32 in [0, 1]; ``lq`` (noisy) optional for validation."""
         self.gt = data['gt'].to(self.device)
@@ -79,15 +84,12 @@ class MaskedPretrainModel(BaseModel):
         """Masked reconstruction of ``gt`` (or zero-shot filling of ``lq`` when the batch has one)."""
         net = self.net_g_ema if self.net_g_ema is not None else bare(self.net_g)
         name = os.path.splitext(os.path.basename(self.name))[0]
-        gen = torch.Generator(device=self.device).manual_seed(image_seed(0, name))
         if self.lq is not None:
             fill = dict((self.opt.get('val') or {}).get('fill') or {'iterations': 20})
             fill.setdefault('progress', False)
-            filler = build_filler(fill, net.mask_mode)
-            was_training = net.training
-            self.output = filler(net, self.lq, gen, desc=name)
-            net.train(was_training)
+            self.output, _ = MPIDenoiser(net, fill, self.device, source=self.opt.get('opt_path')).process(self.lq, name)
             return
+        gen = torch.Generator(device=self.device).manual_seed(image_seed(0, name))
         with torch.no_grad():
             keep, _ = self.sampler.sample(self.gt.shape, gen, device=self.device)
             pred = net(self.gt, keep)

@@ -2,14 +2,11 @@
 
 from collections import OrderedDict
 
-import torch
-
 from basicsr_denoise.archs import build_network
-from basicsr_denoise.archs.arch_util import DEFAULT_OVERLAP, DEFAULT_TILE, padded_forward, tiled_forward
+from basicsr_denoise.archs.arch_util import padded_forward
+from basicsr_denoise.inference import N2SDenoiser
 from basicsr_denoise.losses import build_loss
 from basicsr_denoise.models.base_model import BaseModel, finite_or_raise
-from basicsr_denoise.noise import build_noise
-from basicsr_denoise.noise.blind import BLIND_METHODS, estimate_level
 from basicsr_denoise.utils.dist import bare
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.options import Block
@@ -28,6 +25,11 @@ SCORE_SCHEMA = {
     'tile_size': int,
     'tile_overlap': int,
 }
+
+
+def _delegated(name):
+    """A model attribute that reads and writes the denoiser's attribute ``name``."""
+    return property(lambda self: getattr(self.denoiser, name), lambda self, value: setattr(self.denoiser, name, value))
 
 
 @MODEL_REGISTRY.register()
@@ -85,38 +87,12 @@ class ScoreModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         source = opt.get('opt_path')
-        sopt = opt.get('score') or {}
-        if not sopt.get('noise'):
-            raise OptionError(f"{source + ': ' if source else ''}score.noise: required (e.g. {{type: Gaussian, "
-                              'sigma: 25}})')
-        self.noise = build_noise(sopt['noise'], key='score.noise', source=source)
-        if not getattr(self.noise, 'has_tweedie', False):
-            raise OptionError(f"{source + ': ' if source else ''}score.noise.type: {self.noise.name} has no "
-                              "Tweedie formula (Noise2Score supports: "
-                              f"{', '.join(n for n in NOISE_REGISTRY.keys() if NOISE_REGISTRY.get(n).has_tweedie)})")
-        self.blind = bool(sopt.get('blind', False))
-        self.blind_method = sopt.get('blind_method') or 'tv_grid'
-        if self.blind_method not in BLIND_METHODS:
-            raise OptionError(f"{source + ': ' if source else ''}score.blind_method: unknown method "
-                              f"'{self.blind_method}' (known: {', '.join(BLIND_METHODS)})")
-        self.grid = sopt.get('grid')
-        if self.grid is not None:
-            for v in self.grid:
-                self.noise.with_param(v)  # every grid level must be a valid level (> 0)
-        self.refine_iters = sopt.get('refine_iters', 12)
-        self.tv_eps = sopt.get('tv_eps', 1e-3)
-        self.clip_output = sopt.get('clip_output', True)
-        self.tile_size = sopt.get('tile_size')
-        self.tile_overlap = sopt.get('tile_overlap', DEFAULT_OVERLAP)
-        if (self.tile_size is not None and self.tile_size < 0) or not (
-                0 <= self.tile_overlap < (self.tile_size or DEFAULT_TILE)):
-            raise OptionError(f"{source + ': ' if source else ''}score.tile_overlap: need 0 <= tile_overlap < "
-                              f'tile_size, got tile_size={self.tile_size}, tile_overlap={self.tile_overlap}')
-        self.level_hat = None
-
         self.net_g = self.model_to_device(build_network(opt['network_g'], source=source))
-        self.pad_multiple = sopt.get('pad_multiple') or getattr(bare(self.net_g), 'size_multiple', 1)
-        self.min_size = getattr(bare(self.net_g), 'min_size', 0)
+        # the test-time pieces (noise family, blind estimator, padding and tiles) live in the denoiser
+        self.denoiser = N2SDenoiser(bare(self.net_g), opt.get('score'), self.device, source=source)
+        self.noise = self.denoiser.noise
+        self.pad_multiple, self.min_size = self.denoiser.pad_multiple, self.denoiser.min_size
+        self.record = {}
         self.load_pretrained()
         if self.is_train:
             self.net_g.train()
@@ -125,6 +101,17 @@ class ScoreModel(BaseModel):
             self.setup_precision()
             self.setup_optimizers()
             self.setup_schedulers()
+
+    #: Test-time settings, kept by :attr:`denoiser` (settable here, e.g. ``model.tile_size = 0``).
+    blind = _delegated('blind')
+    blind_method = _delegated('blind_method')
+    clip_output = _delegated('clip_output')
+    tile_size = _delegated('tile_size')
+    tile_overlap = _delegated('tile_overlap')
+
+    def checkpoint_meta(self):
+        score = {k: v for k, v in (self.opt.get('score') or {}).items() if k not in ('tile_size', 'tile_overlap')}
+        return {**super().checkpoint_meta(), 'score': score}
 
     def build_score_loss(self, opt):
         """The AR-DAE loss from ``train.score_opt``, with the family's ``(sigma_max, sigma_min)`` and
@@ -147,11 +134,6 @@ class ScoreModel(BaseModel):
         return loss
 
     # ------------------------------------------------------------------ pieces
-    def score(self, net, inp):
-        """``R(inp)`` at test time: ``inp`` ``(B, C, H, W)`` on the network-input scale; reflect-pads to
-        ``pad_multiple`` and crops the score back to ``(H, W)``; large images go tile by tile."""
-        return tiled_forward(net, inp, self.tile_size, self.tile_overlap, self.pad_multiple, self.min_size)
-
     def feed_data(self, data):
         """``data['lq']``: noisy ``(B, C, H, W)``, RGB or gray, float32, unclipped; ``data['gt']`` (optional)
         is kept for validation metrics only and never used in training."""
@@ -172,33 +154,15 @@ class ScoreModel(BaseModel):
         self.model_ema()
         self.log_dict = self.reduce_loss_dict(OrderedDict(l_score=l_score.detach(), sigma_a=sigma_a))
 
-    @torch.no_grad()
     def test(self):
-        """``self.output = tweedie(lq, R(network_input(lq)))`` at the known or the estimated level."""
-        net = self.net_g_ema if self.net_g_ema is not None else bare(self.net_g)  # rank 0 alone: no DDP
-        was_training = net.training
-        net.eval()
-        y = self.lq
-
-        def score_fn(inp):
-            return self.score(net, inp)
-
-        if self.blind:
-            level, xhat = estimate_level(self.noise, y, score_fn, method=self.blind_method, grid=self.grid,
-                                         tv_eps=self.tv_eps, refine_iters=self.refine_iters)
-            self.level_hat = level
-        else:
-            xhat = self.noise.tweedie(y, score_fn(self.noise.network_input(y)))
-            self.level_hat = None
-        net.train(was_training)
-        self.output = xhat.clamp(0.0, 1.0) if self.clip_output else xhat
+        """``self.output = tweedie(lq, R(network_input(lq)))`` at the known or the estimated level
+        (:class:`~basicsr_denoise.inference.N2SDenoiser`, with ``net_g_ema`` when there is one)."""
+        self.denoiser.net = self.net_g_ema if self.net_g_ema is not None else bare(self.net_g)  # no DDP
+        self.output, self.record = self.denoiser.process(self.lq)
 
     def extra_record(self):
         """``{'<param>_hat': level}`` (e.g. ``sigma_hat`` on the 0-255 scale) in blind mode, else ``{}``."""
-        if self.level_hat is None:
-            return {}
-        values = [float(v) for v in self.level_hat]
-        return {f'{self.noise.param_name}_hat': values[0] if len(values) == 1 else values}
+        return dict(self.record)
 
 
 __all__ = ['ScoreModel', 'SCORE_SCHEMA']

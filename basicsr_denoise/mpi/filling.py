@@ -11,14 +11,29 @@ step on ``mean(((1 - M_t) * (y_t - x))^2)`` and update the ensemble
 import contextlib
 import copy
 import math
+import zlib
 
 import torch
 import torch.nn.functional as F
 
 from basicsr_denoise.archs.arch_util import pad_to_multiple
 from basicsr_denoise.mpi.masking import MaskSampler
-from basicsr_denoise.utils.errors import DataError
+from basicsr_denoise.utils.errors import DataError, OptionError
 from basicsr_denoise.utils.logger import progress
+
+#: Keys of a ``fill`` option block (:func:`build_filler`; ``seed`` is the mask seed of :func:`image_seed`).
+FILL_SCHEMA = {
+    'iterations': int, 'lr': float, 'beta': float, 'mask_ratio': list, 'patch_size': int, 'shuffle': int,
+    'bn_mode': str, 'tile_size': int, 'tile_overlap': int, 'pad_multiple': int, 'seed': int, 'autocast': str,
+    'channels_last': bool, 'progress': bool
+}
+BN_MODES = ('train', 'eval')
+FILL_AUTOCAST = (None, 'bf16', 'fp16')
+
+
+def image_seed(seed, name):
+    """Per-image mask seed: ``seed`` mixed with the CRC32 of the image name (independent of order and rank)."""
+    return (int(seed) * 1000003 + zlib.crc32(name.encode())) % (2**63)
 
 
 def ensemble_update(ybar, pred, keep_mask, beta):
@@ -100,22 +115,15 @@ class IterativeFiller:
 
     def __init__(self, sampler, iterations=200, lr=2e-3, beta=0.9, shuffle=1, bn_mode='train', tile_size=None,
                  tile_overlap=64, pad_multiple=32, autocast=None, channels_last=False, show_progress=True):
-        if bn_mode not in ('train', 'eval'):
-            raise ValueError(f"bn_mode must be 'train' or 'eval', got '{bn_mode}'")
-        if autocast not in (None, 'bf16', 'fp16'):
-            raise ValueError(f"autocast must be bf16, fp16 or None, got '{autocast}'")
+        if bn_mode not in BN_MODES:
+            raise OptionError(f"bn_mode: must be 'train' or 'eval', got {bn_mode!r}")
+        if autocast not in FILL_AUTOCAST:
+            raise OptionError(f'autocast: must be bf16, fp16 or ~ (float32), got {autocast!r}')
         self.sampler = sampler
-        self.iterations = int(iterations)
-        self.lr = lr
-        self.beta = beta
-        self.shuffle = int(shuffle)
-        self.bn_mode = bn_mode
-        self.tile_size = tile_size
-        self.tile_overlap = tile_overlap
-        self.pad_multiple = pad_multiple
-        self.autocast = autocast
-        self.channels_last = channels_last
-        self.show_progress = show_progress
+        self.iterations, self.shuffle = int(iterations), int(shuffle)
+        self.lr, self.beta, self.bn_mode, self.autocast = lr, beta, bn_mode, autocast
+        self.tile_size, self.tile_overlap, self.pad_multiple = tile_size, tile_overlap, pad_multiple
+        self.channels_last, self.show_progress = channels_last, show_progress
 
     def _autocast(self, device):
         if self.autocast is None:
@@ -215,3 +223,30 @@ class IterativeFiller:
         if s > 1:
             out = pixel_shuffle_batch(out, s)
         return out[..., :h0, :w0]
+
+
+def build_filler(fill_opt, mask_mode, source=None):
+    """An :class:`IterativeFiller` from a ``fill`` option block (:data:`FILL_SCHEMA`) and the network's mask mode.
+
+    Args:
+        fill_opt (dict | None): The block; missing keys take :class:`IterativeFiller`'s defaults
+            (``mask_ratio`` [30, 30], ``patch_size`` 1, ``progress`` True).
+        mask_mode (str): ``'multchannel'`` or ``'singlechannel'`` (the masked network's).
+        source (str | None): Option file or checkpoint, for error messages. Default: None.
+
+    Raises:
+        OptionError: one line naming ``source`` and the ``fill.<key>`` that is wrong.
+    """
+    f = dict(fill_opt or {})
+    ratio = f.get('mask_ratio', [30, 30])
+    ratio = (ratio, ratio) if isinstance(ratio, (int, float)) else tuple(ratio)
+    try:
+        sampler = MaskSampler(ratio=ratio, mode=mask_mode, patch_size=f.get('patch_size', 1))
+        return IterativeFiller(sampler, iterations=f.get('iterations', 200), lr=f.get('lr', 2e-3),
+                               beta=f.get('beta', 0.9), shuffle=f.get('shuffle', 1), bn_mode=f.get('bn_mode', 'train'),
+                               tile_size=f.get('tile_size'), tile_overlap=f.get('tile_overlap', 64),
+                               pad_multiple=f.get('pad_multiple', 32), autocast=f.get('autocast'),
+                               channels_last=f.get('channels_last', False), show_progress=f.get('progress', True))
+    except OptionError as exc:
+        key = str(exc).replace('ratio:', 'mask_ratio:', 1) if str(exc).startswith('ratio:') else str(exc)
+        raise OptionError(f"{source + ': ' if source else ''}fill.{key}") from None

@@ -1,20 +1,19 @@
 """Noise families: ``sample(x, generator)`` and, where it exists, Noise2Score's Tweedie step.
 
 Every family is a :class:`NoiseModel` registered in ``NOISE_REGISTRY`` and built from an option
-block such as ``{type: Gaussian, sigma: 25}`` with :func:`build_noise`.
+block such as ``{type: Gaussian, sigma: 25}`` with :func:`build_noise`. The family modules are
+imported lazily (by the registry on its first lookup, or here on first use of a name), so one
+broken family never breaks the others.
 """
 
-from basicsr_denoise.noise.base import NoiseModel
-from basicsr_denoise.noise.gamma import Gamma, standard_gamma
-from basicsr_denoise.noise.gaussian import Gaussian
-from basicsr_denoise.noise.poisson import Poisson
-from basicsr_denoise.noise.salt_pepper import SaltPepper
-from basicsr_denoise.noise.signal_dependent import SignalDependentGaussian
-from basicsr_denoise.noise.speckle import Speckle
-from basicsr_denoise.utils.registry import NOISE_REGISTRY
+from basicsr_denoise.utils.registry import NOISE_REGISTRY, lazy_getattr
 
-__all__ = ['NoiseModel', 'Gaussian', 'Poisson', 'Gamma', 'Speckle', 'SaltPepper', 'SignalDependentGaussian',
-           'standard_gamma', 'build_noise']
+#: Public names and the module that defines each.
+_LAZY = {'NoiseModel': 'base', 'Gaussian': 'gaussian', 'Poisson': 'poisson', 'Gamma': 'gamma',
+         'standard_gamma': 'gamma', 'Speckle': 'speckle', 'SaltPepper': 'salt_pepper',
+         'SignalDependentGaussian': 'signal_dependent'}
+__all__ = sorted(_LAZY) + ['build_noise']
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def build_noise(opt, key='noise', source=None):
@@ -29,6 +28,7 @@ def build_noise(opt, key='noise', source=None):
     Returns:
         NoiseModel: The noise model.
     """
+    from basicsr_denoise.noise.base import NoiseModel
     if isinstance(opt, NoiseModel):
         return opt
     return NOISE_REGISTRY.build(opt, key=key, source=source)

@@ -43,6 +43,18 @@ def init_dist(launcher, backend=None, timeout_s=1800):
     return True
 
 
+class destroy_on_exit:
+    """Context manager: whatever happens inside, leave with the default process group destroyed (if one was started)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        return False
+
+
 def get_dist_info():
     """Return ``(rank, world_size)``; ``(0, 1)`` outside a process group."""
     if dist.is_available() and dist.is_initialized():
@@ -93,17 +105,50 @@ def bare(net):
     return net
 
 
-def default_device(num_gpu='auto'):
-    """The compute device for this rank: cuda (``LOCAL_RANK``), then mps, then cpu.
+def resolve_device(device='auto'):
+    """The one device resolver of the package: an option or argument -> ``torch.device``.
 
     Args:
-        num_gpu (int | str): ``0`` forces the CPU; ``'auto'`` or a positive number uses a
-            GPU when one is available. Default: ``'auto'``.
+        device (str | int | torch.device | None): ``'auto'``/None (cuda on this rank's ``LOCAL_RANK``,
+            then mps, then cpu); ``0`` forces the CPU and a positive number means ``'auto'`` (BasicSR's
+            ``num_gpu``); or a device string such as ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``.
+            Default: ``'auto'``.
+
+    Raises:
+        OptionError: an unknown device string (one line).
     """
-    if num_gpu == 0:
+    if isinstance(device, torch.device):
+        return device
+    if device is None or device == 'auto' or (isinstance(device, int) and not isinstance(device, bool) and device > 0):
+        if torch.cuda.is_available():
+            return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
+        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+            return torch.device('mps')
         return torch.device('cpu')
-    if torch.cuda.is_available():
-        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
-        return torch.device('mps')
-    return torch.device('cpu')
+    if device == 0:
+        return torch.device('cpu')
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        from basicsr_denoise.utils.errors import OptionError
+        raise OptionError(f"device: unknown device '{device}' (auto, cpu, cuda, cuda:N, mps)") from None
+
+
+def shard(items, rank=None, world=None):
+    """The part of ``items`` that this rank handles: ``items[rank::world]`` (all of them in one process)."""
+    if rank is None or world is None:
+        rank, world = get_dist_info()
+    return list(items)[rank::world]
+
+
+def gather_shards(local):
+    """Every rank's ``local`` list, merged back into the order :func:`shard` split it from (all ranks get it)."""
+    _, world = get_dist_info()
+    if world == 1:
+        return list(local)
+    parts = [None] * world
+    dist.all_gather_object(parts, list(local))
+    merged = []
+    for i in range(max(len(p) for p in parts)):
+        merged += [p[i] for p in parts if i < len(p)]
+    return merged

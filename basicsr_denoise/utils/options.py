@@ -260,10 +260,34 @@ def apply_override(opt, text):
     node[keys[-1]] = value
 
 
-def load_yaml(path):
-    """Read an option file with ``yaml.safe_load``; errors name the file."""
+def merge_options(base, override):
+    """``base`` updated by ``override``, recursively for nested blocks (neither is modified)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = merge_options(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _base_file(ref, path):
+    """The file a ``_base_`` entry names: a preset name (``mpi_fast``) or a path relative to ``path``'s folder."""
+    if not isinstance(ref, str) or not ref:
+        raise OptionError(f'{path}: _base_: expected a preset name or a file, got {ref!r}')
+    if ref.endswith(('.yml', '.yaml')) or '/' in ref or os.sep in ref:
+        return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), ref))
+    from basicsr_denoise.presets import preset_file
+    return preset_file(ref)
+
+
+def load_yaml(path, _chain=()):
+    """Read an option file with ``yaml.safe_load``; errors name the file.
+
+    A top-level ``_base_`` (a name or a list of names) inherits other option files first, and the
+    file's own keys override theirs block by block (mmcv's ``_base_``): a bare name such as
+    ``mpi_fast`` is a preset of :mod:`basicsr_denoise.presets`, anything ending in ``.yml`` a path
+    relative to the file.
+    """
     if not os.path.isfile(path):
-        raise OptionError(f'option file not found: {path}')
+        raise OptionError(f'option file not found: {path}' + (f' (_base_ of {_chain[-1]})' if _chain else ''))
     try:
         with open(path, encoding='utf-8') as f:
             opt = yaml.safe_load(f)
@@ -271,7 +295,14 @@ def load_yaml(path):
         raise OptionError(f'{path}: invalid YAML ({" ".join(str(exc).split())})') from None
     if not isinstance(opt, dict):
         raise OptionError(f'{path}: expected a mapping of option keys at the top level')
-    return fix_yaml_floats(opt)
+    bases = opt.pop('_base_', None)
+    merged = {}
+    for ref in ([bases] if isinstance(bases, str) else bases or []):
+        base = _base_file(ref, path)
+        if os.path.abspath(base) in _chain:
+            raise OptionError(f'{path}: _base_: {ref} includes itself')
+        merged = merge_options(merged, load_yaml(base, _chain + (os.path.abspath(path), )))
+    return fix_yaml_floats(merge_options(merged, opt))
 
 
 def model_schema(opt, source=None):
@@ -282,6 +313,26 @@ def model_schema(opt, source=None):
     return merge_schema(BASE_SCHEMA, getattr(cls, 'option_schema', None))
 
 
+#: Keys BasicSR files carry that this framework does not implement: a one-line error says what to do instead.
+UNSUPPORTED = {
+    'dist_params.port': 'torchrun sets the rendezvous port (torchrun --master_port P, or --standalone); remove it',
+    'logger.wandb': 'Weights & Biases logging is not built in; use logger.use_tb_logger (TensorBoard) and remove it',
+}
+
+
+def check_unsupported(opt, source=None):
+    """Refuse the keys of :data:`UNSUPPORTED` and a ``val.metrics.<name>.better`` other than higher/lower."""
+    for dotted, hint in UNSUPPORTED.items():
+        block, key = dotted.split('.')
+        if (opt.get(block) or {}).get(key) is not None:
+            raise OptionError(f'{_where(source, dotted)}: not supported: {hint}')
+    for name, block in ((opt.get('val') or {}).get('metrics') or {}).items():
+        better = (block or {}).get('better', 'higher')
+        if better not in ('higher', 'lower'):
+            key = f'val.metrics.{name}.better'
+            raise OptionError(f'{_where(source, key)}: must be higher or lower, got {better!r}')
+
+
 def check_options(opt, is_train, source=None):
     """Validate a full option dict (schema, required keys) in place and fill its defaults."""
     import_plugins(opt.get('plugins'))
@@ -289,6 +340,7 @@ def check_options(opt, is_train, source=None):
         opt['datasets'] = {k: v for k, v in opt['datasets'].items() if v is not None}
     schema = model_schema(opt, source)
     validate(opt, schema, source)
+    check_unsupported(opt, source)
     if not opt.get('name'):
         raise OptionError(f'{_where(source, "name")}: required option key is missing')
     if is_train:

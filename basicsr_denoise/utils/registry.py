@@ -174,3 +174,18 @@ LOSS_REGISTRY = Registry('loss', 'basicsr_denoise.losses', '_loss')
 DATASET_REGISTRY = Registry('dataset', 'basicsr_denoise.data', '_dataset')
 METRIC_REGISTRY = Registry('metric', 'basicsr_denoise.metrics')
 NOISE_REGISTRY = Registry('noise', 'basicsr_denoise.noise')
+
+
+def lazy_getattr(package, names):
+    """A module ``__getattr__`` that imports ``package.<names[attr]>`` on first use of ``attr`` (PEP 562).
+
+    A package exposes its classes by name without importing every module up front, so one broken
+    module only breaks the names it defines.
+    """
+
+    def __getattr__(attr):
+        if attr in names:
+            return getattr(importlib.import_module(f'{package}.{names[attr]}'), attr)
+        raise AttributeError(f"module '{package}' has no attribute '{attr}'")
+
+    return __getattr__

@@ -1,8 +1,9 @@
-"""Read and write the SIDD and DND benchmark files, and run MPI zero-shot filling on their blocks.
+"""Read and write the SIDD and DND benchmark files (MATLAB ``.mat``), and denoise arrays of blocks.
 
 Ma et al., "Masked Pre-training Enables Universal Zero-shot Denoiser", NeurIPS 2024, report
 SIDD and DND sRGB results; both benchmarks are scored on their servers from files in a
-fixed layout. This module is used by ``tools/sidd_benchmark.py`` and ``tools/dnd_benchmark.py``.
+fixed layout. This module is used by ``tools/sidd_benchmark.py`` and ``tools/dnd_benchmark.py``,
+which denoise through :class:`basicsr_denoise.inference.MPIDenoiser`.
 
 SIDD (Abdelhamed et al., CVPR 2018), sRGB validation/benchmark blocks:
 
@@ -41,7 +42,7 @@ import re
 
 import numpy as np
 
-from basicsr_denoise.utils.errors import DataError, OptionError
+from basicsr_denoise.utils.errors import DataError
 from basicsr_denoise.utils.logger import progress
 
 SIDD_KEYS = ('ValidationNoisyBlocksSrgb', 'BenchmarkNoisyBlocksSrgb', 'ValidationGtBlocksSrgb')
@@ -447,100 +448,3 @@ def denoise_blocks(blocks, denoise_fn, desc='blocks', limit=None, show_progress=
         out[idx] = res
     bar.close()
     return out
-
-
-def resolve_device(device='auto'):
-    """``'auto'`` (cuda, then mps, then cpu) or a torch device string."""
-    import torch
-
-    from basicsr_denoise.utils.dist import default_device
-    if device in (None, 'auto'):
-        return default_device('auto')
-    try:
-        return torch.device(device)
-    except (RuntimeError, ValueError):
-        raise OptionError(f"--device: unknown device '{device}' (auto, cpu, cuda, cuda:N, mps)") from None
-
-
-class ZeroShotDenoiser:
-    """MPI zero-shot denoising of single blocks: a masked network, an :class:`IterativeFiller` and a seed.
-
-    Every call fills one block from a fresh copy of the weights (the filler copies them), with
-    mask generator seed ``image_seed(seed, name)``.
-
-    Args:
-        net (nn.Module): The masked network (``MaskedNet``), on ``device``.
-        filler (IterativeFiller): From :func:`build_filler`.
-        seed (int): ``fill.seed``. Default: 0.
-        device (torch.device | str): Compute device. Default: ``'cpu'``.
-    """
-
-    def __init__(self, net, filler, seed=0, device='cpu'):
-        import torch
-        self.net = net
-        self.filler = filler
-        self.seed = int(seed)
-        self.device = torch.device(device)
-
-    def __call__(self, block, name):
-        """Denoise ``block`` (``(H, W, C)`` float32 in [0, 1], RGB); returns ``(H, W, C)`` float32 (unclipped)."""
-        import torch
-
-        from basicsr_denoise.models.iterative_fill_model import image_seed
-        x = torch.from_numpy(np.ascontiguousarray(np.asarray(block, np.float32).transpose(2, 0, 1)))[None]
-        x = x.to(self.device)
-        gen = torch.Generator(device=self.device).manual_seed(image_seed(self.seed, name))
-        out = self.filler(self.net, x, gen, desc=name)
-        return out[0].detach().float().permute(1, 2, 0).cpu().numpy()
-
-
-def build_zero_shot_denoiser(opt_path, weights=None, device='auto'):
-    """A :class:`ZeroShotDenoiser` from an MPI test option file.
-
-    Reads ``network_g``, ``path.pretrain_network_g`` (with ``path.strict_load_g`` and
-    ``path.param_key_g``), ``fill`` and ``manual_seed`` (default 0) from the file; the rest
-    of it is ignored. As ``test.py`` does, the options are validated first, then Python,
-    NumPy and torch are seeded with ``manual_seed`` (so a random initialisation is
-    reproducible), then the network is built.
-
-    Args:
-        opt_path (str): Option file, e.g. ``options/test/MPI/test_MPI_real_SIDD_fast.yml``.
-        weights (str | None): Checkpoint overriding ``path.pretrain_network_g``; ``''``,
-            ``'none'`` or ``'random'`` mean random initialisation. Default: None (the file's).
-        device (str): ``'auto'``, ``'cpu'``, ``'cuda'``... Default: ``'auto'``.
-
-    Returns:
-        tuple: ``(denoiser, info)``, ``info`` a dict (weights, device, fill options) for reports.
-
-    Raises:
-        OptionError, CheckpointError: bad option file or weights, naming the file.
-    """
-    from basicsr_denoise.archs import build_network
-    from basicsr_denoise.archs.arch_util import load_checkpoint
-    from basicsr_denoise.models.iterative_fill_model import FILL_SCHEMA, build_filler
-    from basicsr_denoise.utils.misc import set_random_seed
-    from basicsr_denoise.utils.options import load_yaml, validate
-
-    opt = load_yaml(opt_path)
-    if not isinstance(opt.get('network_g'), dict):
-        raise OptionError(f'{opt_path}: network_g: required option block is missing')
-    fill = dict(opt.get('fill') or {})
-    validate(fill, FILL_SCHEMA, source=opt_path, prefix='fill.')
-    path_opt = opt.get('path') or {}
-    seed = opt.get('manual_seed', 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise OptionError(f'{opt_path}: manual_seed: expected an int, got {seed!r}')
-    dev = resolve_device(device)
-    set_random_seed(seed)
-    net = build_network(opt['network_g'], source=opt_path)
-    if weights is None:
-        weights = path_opt.get('pretrain_network_g')
-    if weights and str(weights).lower() not in ('none', 'random', '~'):
-        load_checkpoint(net, weights, key=path_opt.get('param_key_g', 'params'),
-                        strict=path_opt.get('strict_load_g', True))
-    else:
-        weights = None
-    net = net.to(dev)
-    filler = build_filler(fill, getattr(net, 'mask_mode', 'multchannel'))
-    info = {'option_file': opt_path, 'weights': weights or 'random init', 'device': str(dev), 'fill': fill}
-    return ZeroShotDenoiser(net, filler, seed=fill.get('seed', 0), device=dev), info

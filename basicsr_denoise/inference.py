@@ -1,0 +1,486 @@
+"""The inference layer: one zero-shot MPI denoiser and one Noise2Score denoiser, tensor in, tensor out.
+
+Every entry point denoises through these two classes: ``test.py`` (``IterativeFillModel.test``,
+``ScoreModel.test``), the zero-shot check in ``MaskedPretrainModel``'s validation, the ``denoise``
+command, the SIDD/DND tools and the Python API (:func:`denoise`, :func:`load_denoiser`). Each is
+built from a ``network_g`` block, weights and a ``fill`` (MPI) or ``score`` (Noise2Score) block:
+
+* :class:`MPIDenoiser` (Ma et al., "Masked Pre-training Enables Universal Zero-shot Denoiser",
+  NeurIPS 2024): iterative filling from a fresh copy of the pre-trained masked network per image,
+  with the mask seed ``image_seed(seed, name)``.
+* :class:`N2SDenoiser` (Kim & Ye, "Noise2Score", NeurIPS 2021): one score evaluation (tiled above
+  2 MP) and the noise family's Tweedie step, at a known or an estimated level.
+
+``from_pretrained`` reads the architecture and the method's defaults from a self-describing
+checkpoint (see :func:`basicsr_denoise.utils.checkpoint.export_checkpoint`). A third-party or
+old-format file has none: the architecture then comes from an explicit ``network_g`` (or, for MPI,
+from the chosen preset), never from the file's key names.
+"""
+
+import os.path as osp
+
+import numpy as np
+import torch
+
+from basicsr_denoise.utils.dist import bare, resolve_device
+from basicsr_denoise.utils.errors import CheckpointError, DataError, OptionError
+
+
+def load_network(weights, network_g=None, fallback_network=None, param_key='params', strict=True, source=None):
+    """Build a network and load its weights; the architecture comes from the checkpoint when it stores one.
+
+    Args:
+        weights (str | None): A checkpoint path or the name of a shipped one (``MPI_syn_ours.pth``,
+            sha256-checked); None or ``''`` keeps the random initialisation.
+        network_g (dict | None): An explicit architecture. A checkpoint that stores a different one is a
+            one-line error. Default: None.
+        fallback_network (dict | None): The architecture when neither ``network_g`` nor the checkpoint
+            gives one (a preset's). Default: None (an error for such a checkpoint).
+        param_key (str): ``'params'`` or ``'params_ema'``. Default: ``'params'``.
+        strict (bool): Require exactly the network's keys. Default: True.
+        source (str | None): The option file, for errors. Default: None.
+
+    Returns:
+        tuple: ``(net, meta, path)``: the network (CPU), the checkpoint's stored blocks
+        (``network_g``, ``fill``, ``score``; empty for old-format files) and the resolved file (or None).
+    """
+    from basicsr_denoise.archs import build_network
+    from basicsr_denoise.archs.arch_util import check_network_matches, load_checkpoint, read_checkpoint
+    from basicsr_denoise.weights import resolve_weights
+    if not weights:
+        if not (network_g or fallback_network):
+            raise OptionError('network_g: needed to build a network without weights')
+        return build_network(dict(network_g or fallback_network), source=source), {}, None
+    path = resolve_weights(weights)
+    sd, meta = read_checkpoint(path, key=param_key)
+    stored = meta.get('network_g')
+    if network_g is not None and stored is not None and strict:
+        check_network_matches(path, stored, network_g, source)
+    arch = network_g or stored or fallback_network
+    if arch is None:
+        raise CheckpointError(f'{path}: stores no network_g (an old-format or third-party checkpoint): give its '
+                              'architecture explicitly (network_g=, --network or the option file)')
+    net = build_network(dict(arch), source=source if arch is network_g else path)
+    load_checkpoint(net, path, key=param_key, strict=strict, state_dict=sd)
+    return net, meta, path
+
+
+# ------------------------------------------------------------------------------------------- images
+def _layout(shape, is_tensor):
+    if len(shape) == 2:
+        return 'HW'
+    if len(shape) == 3:
+        hwc, chw = shape[2] in (1, 2, 3, 4), shape[0] in (1, 2, 3, 4)
+        if hwc and chw:  # e.g. (3, 5, 3): tensors are CHW, arrays HWC by convention
+            return 'CHW' if is_tensor else 'HWC'
+        if hwc or chw:
+            return 'HWC' if hwc else 'CHW'
+    raise DataError(f'image: expected (H, W), (H, W, C) or (C, H, W) with C in 1-4, got shape {tuple(shape)}')
+
+
+def image_to_tensor(image):
+    """An image array -> ``(1, C, H, W)`` float32 tensor in [0, 1] (C = 1 or 3) and a function back.
+
+    Args:
+        image (ndarray | Tensor): ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``, C = 1 (gray), 3 (RGB) or
+            with an alpha channel (2 or 4; alpha is passed through untouched); uint8, uint16 or float
+            (float is taken as [0, 1]).
+
+    Returns:
+        tuple: ``(x, restore)``; ``restore(out)`` turns a ``(1, C, H, W)`` result back into the
+        input's type, dtype, layout, device and range (integers rounded, everything clipped to the range).
+    """
+    is_tensor = torch.is_tensor(image)
+    arr = image.detach().cpu() if is_tensor else np.asarray(image)
+    if is_tensor and arr.dtype == torch.uint16:
+        arr = arr.to(torch.int32).numpy().astype(np.uint16)
+    elif is_tensor:
+        arr = arr.numpy()
+    layout = _layout(arr.shape, is_tensor)
+    if arr.dtype == np.uint8 or arr.dtype == np.uint16:
+        peak = 255.0 if arr.dtype == np.uint8 else 65535.0
+        x = arr.astype(np.float32) / peak
+    elif np.issubdtype(arr.dtype, np.floating):
+        peak, x = None, arr.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise DataError('image: contains NaN or Inf values')
+    else:
+        raise DataError(f'image: unsupported dtype {arr.dtype} (uint8, uint16 or float)')
+    hwc = x[..., None] if layout == 'HW' else (x.transpose(1, 2, 0) if layout == 'CHW' else x)
+    c = hwc.shape[2]
+    alpha = hwc[..., c - 1:] if c in (2, 4) else None
+    color = hwc[..., :c - 1] if alpha is not None else hwc
+    t = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))[None]
+
+    def restore(out):
+        res = out[0].detach().float().cpu().numpy().transpose(1, 2, 0)
+        if alpha is not None:
+            res = np.concatenate([res, alpha], axis=2)
+        res = np.clip(res, 0.0, 1.0)
+        if peak is not None:
+            res = np.round(res * peak).astype(arr.dtype)
+        else:
+            res = res.astype(arr.dtype)
+        res = res[..., 0] if layout == 'HW' else (res.transpose(2, 0, 1) if layout == 'CHW' else res)
+        res = np.ascontiguousarray(res)
+        if not is_tensor:
+            return res
+        back = torch.from_numpy(res.astype(np.int32) if res.dtype == np.uint16 else res)
+        return back.to(device=image.device, dtype=image.dtype)
+
+    return t, restore
+
+
+# ------------------------------------------------------------------------------------------- denoisers
+class Denoiser:
+    """Interface of the two denoisers: tensor in, tensor out, on ``device``.
+
+    Attributes:
+        method (str): ``'mpi'`` or ``'n2s'``.
+        device (torch.device): Where the network runs; inputs are moved there.
+        weights (str | None): The loaded checkpoint.
+    """
+
+    method = None
+
+    def process(self, x, name='image', desc=None):
+        """Denoise ``x``; returns ``(output, record)``, ``record`` a dict of per-image facts (e.g. ``sigma_hat``)."""
+        raise NotImplementedError
+
+    def __call__(self, x, name='image'):
+        """Denoise ``x`` ``(1, C, H, W)``, float32, noisy values (unclipped); returns ``(1, C, H, W)`` float32."""
+        return self.process(x, name)[0]
+
+    def denoise_image(self, image, name='image'):
+        """Denoise one image array or tensor; the result has its type, dtype, layout and range
+        (see :func:`image_to_tensor`). ``name`` sets the MPI mask seed (``image_seed(seed, name)``)."""
+        x, restore = image_to_tensor(image)
+        return restore(self.process(x.to(self.device), name)[0])
+
+    @property
+    def summary(self):
+        """One line describing the setup."""
+        return f'{type(self).__name__}, weights {self.weights}, device {self.device}'
+
+
+class MPIDenoiser(Denoiser):
+    """Zero-shot MPI denoising: every image is filled from a fresh copy of a pre-trained masked network.
+
+    Ma et al., "Masked Pre-training Enables Universal Zero-shot Denoiser", NeurIPS 2024.
+    The mask generator of image ``name`` is seeded with ``image_seed(seed, name)``, so a result
+    depends on the image and its name only, not on the order or the process that fills it.
+
+    Example:
+        >>> import numpy as np
+        >>> from basicsr_denoise.inference import MPIDenoiser
+        >>> den = MPIDenoiser.from_pretrained('fast', fill={'iterations': 2, 'progress': False}, device='cpu')
+        >>> noisy = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        >>> den.denoise_image(noisy).shape, den.denoise_image(noisy).dtype
+        ((40, 48, 3), dtype('uint8'))
+
+    Args:
+        net (nn.Module): A masked network (``MaskedNet``) with its weights; never modified.
+        fill (dict | None): The ``fill`` block (:data:`~basicsr_denoise.mpi.filling.FILL_SCHEMA`).
+            Default: None (the filler's defaults).
+        device (str | torch.device): ``auto``, ``cpu``, ``cuda``, ``mps``... Default: ``'auto'``.
+        seed (int | None): Mask seed. Default: None (``fill.seed``, else 0).
+        weights (str | None): The checkpoint's path, for reports. Default: None.
+        source (str | None): Where ``fill`` comes from, for errors. Default: None.
+    """
+
+    method = 'mpi'
+
+    def __init__(self, net, fill=None, device='auto', seed=None, weights=None, source=None):
+        from basicsr_denoise.mpi.filling import build_filler
+        self.device = resolve_device(device)
+        self.net = net.to(self.device)
+        self.fill = dict(fill or {})
+        self.filler = build_filler(self.fill, getattr(bare(net), 'mask_mode', 'multchannel'), source=source)
+        self.seed = int(self.fill.get('seed', 0) if seed is None else seed)
+        self.weights = weights
+
+    @classmethod
+    def from_pretrained(cls, preset='fast', weights=None, network_g=None, fill=None, device='auto', seed=None):
+        """Build from a preset and/or a checkpoint.
+
+        Args:
+            preset (str | None): ``gauss``, ``fast``, ``real``, ``real-fast``, ``sidd``, ``sidd-fast``
+                (:mod:`basicsr_denoise.presets`): default weights, fallback ``network_g`` and ``fill``.
+                None: the checkpoint's own ``fill`` defaults only. Default: ``'fast'``.
+            weights (str | None): Checkpoint path or shipped name. Default: None (the preset's).
+            network_g (dict | None): Explicit architecture, for files that do not store one. Default: None.
+            fill (dict | None): Overrides of the fill block (e.g. ``{'iterations': 50}``). Default: None.
+            device (str): Default: ``'auto'``.
+            seed (int | None): Mask seed. Default: None (``fill.seed``).
+
+        The fill block is the checkpoint's defaults, updated by the preset's, updated by ``fill``.
+        """
+        from basicsr_denoise.presets import load_preset
+        p = load_preset(preset) if preset else {}
+        path_opt = p.get('path') or {}
+        weights = weights or path_opt.get('pretrain_network_g')
+        if not weights:
+            raise CheckpointError('MPI needs pre-trained weights: pass weights= (--weights) or a preset')
+        net, meta, path = load_network(weights, network_g, p.get('network_g'), path_opt.get('param_key_g', 'params'))
+        block = {**(meta.get('fill') or {}), **(p.get('fill') or {}), **(fill or {})}
+        den = cls(net, block, device, seed, weights=path, source=path)
+        den.preset = preset
+        return den
+
+    @classmethod
+    def from_options(cls, opt_path, weights=None, device='auto'):
+        """Build from an MPI test option file (``network_g``, ``path.pretrain_network_g``, ``fill``,
+        ``manual_seed``), as ``test.py`` does: validated first, then seeded with ``manual_seed`` (so a random
+        initialisation repeats), then built. Used by the SIDD and DND tools.
+
+        Args:
+            opt_path (str): e.g. ``options/test/MPI/test_MPI_real_SIDD_fast.yml``.
+            weights (str | None): Overrides ``path.pretrain_network_g``; ``''``, ``'none'`` or ``'random'``
+                mean random initialisation. Default: None (the file's).
+            device (str): Default: ``'auto'``.
+
+        Returns:
+            tuple: ``(denoiser, info)``, ``info`` a dict (option file, weights, device, fill) for reports.
+        """
+        from basicsr_denoise.mpi.filling import FILL_SCHEMA
+        from basicsr_denoise.utils.misc import set_random_seed
+        from basicsr_denoise.utils.options import load_yaml, validate
+        opt = load_yaml(opt_path)
+        if not isinstance(opt.get('network_g'), dict):
+            raise OptionError(f'{opt_path}: network_g: required option block is missing')
+        fill = dict(opt.get('fill') or {})
+        validate(fill, FILL_SCHEMA, source=opt_path, prefix='fill.')
+        path_opt = opt.get('path') or {}
+        seed = opt.get('manual_seed', 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise OptionError(f'{opt_path}: manual_seed: expected an int, got {seed!r}')
+        dev = resolve_device(device)
+        set_random_seed(seed)
+        weights = path_opt.get('pretrain_network_g') if weights is None else weights
+        if str(weights).lower() in ('none', 'random', '~'):
+            weights = None
+        net, _, path = load_network(weights, opt['network_g'], None, path_opt.get('param_key_g', 'params'),
+                                    path_opt.get('strict_load_g', True), source=opt_path)
+        info = {'option_file': opt_path, 'weights': path or 'random init', 'device': str(dev), 'fill': fill}
+        return cls(net, fill, dev, weights=path, source=opt_path), info
+
+    def process(self, x, name='image', desc=None):
+        """Fill ``x`` ``(1, C, H, W)`` float32 (noisy, unclipped) on ``device``; returns the unclipped ensemble."""
+        from basicsr_denoise.mpi.filling import image_seed
+        gen = torch.Generator(device=x.device).manual_seed(image_seed(self.seed, name))
+        return self.filler(self.net, x, gen, desc=desc or name), {}
+
+    @property
+    def summary(self):
+        f = self.filler
+        return (f"MPI preset {getattr(self, 'preset', None) or 'custom'} ({f.iterations} steps, beta {f.beta}), "
+                f'weights {self.weights}, device {self.device}')
+
+
+def _where(source):
+    return f'{source}: ' if source else ''
+
+
+class N2SDenoiser(Denoiser):
+    """Noise2Score: one score evaluation and the noise family's Tweedie step per image.
+
+    Kim & Ye, "Noise2Score: Tweedie's Approach to Self-Supervised Image Denoising without Clean Images",
+    NeurIPS 2021. ``R = net(network_input(y))`` (reflect-padded to ``pad_multiple``, in blended tiles above
+    2 MP or of ``tile_size``), then ``xhat = noise.tweedie(y, R)`` at the known level, or at the level
+    estimated per image (``blind``; recorded as ``<param>_hat``, e.g. ``sigma_hat`` on the 0-255 scale).
+
+    Args:
+        net (nn.Module): The score network; its training mode is restored after each call.
+        score (dict): The ``score`` block: ``noise`` (required, e.g. ``{type: Gaussian, sigma: 25}``),
+            ``blind`` (False), ``blind_method`` (``tv_grid``; also ``tv_golden``, ``mad``, ``pca``), ``grid``,
+            ``refine_iters`` (12), ``tv_eps`` (1e-3), ``clip_output`` (True), ``pad_multiple`` (the
+            network's ``size_multiple``), ``tile_size`` (None: 512-px tiles above 2 MP; 0: never),
+            ``tile_overlap`` (64).
+        device (str | torch.device): Default: ``'auto'``.
+        weights (str | None): The checkpoint's path, for reports. Default: None.
+        source (str | None): Where ``score`` comes from, for errors. Default: None.
+    """
+
+    method = 'n2s'
+
+    def __init__(self, net, score, device='auto', weights=None, source=None):
+        from basicsr_denoise.archs.arch_util import DEFAULT_OVERLAP, DEFAULT_TILE
+        from basicsr_denoise.noise import build_noise
+        from basicsr_denoise.noise.blind import BLIND_METHODS
+        from basicsr_denoise.utils.registry import NOISE_REGISTRY
+        sopt = dict(score or {})
+        if not sopt.get('noise'):
+            raise OptionError(f"{_where(source)}score.noise: required (e.g. {{type: Gaussian, sigma: 25}})")
+        self.noise = build_noise(sopt['noise'], key='score.noise', source=source)
+        if not getattr(self.noise, 'has_tweedie', False):
+            raise OptionError(f"{_where(source)}score.noise.type: {self.noise.name} has no Tweedie formula "
+                              "(Noise2Score supports: "
+                              f"{', '.join(n for n in NOISE_REGISTRY.keys() if NOISE_REGISTRY.get(n).has_tweedie)})")
+        self.blind = bool(sopt.get('blind', False))
+        self.blind_method = sopt.get('blind_method') or 'tv_grid'
+        if self.blind_method not in BLIND_METHODS:
+            raise OptionError(f"{_where(source)}score.blind_method: unknown method '{self.blind_method}' "
+                              f"(known: {', '.join(BLIND_METHODS)})")
+        self.grid = sopt.get('grid')
+        for v in self.grid or []:
+            self.noise.with_param(v)  # every grid level must be a valid level (> 0)
+        self.refine_iters = sopt.get('refine_iters', 12)
+        self.tv_eps = sopt.get('tv_eps', 1e-3)
+        self.clip_output = sopt.get('clip_output', True)
+        self.tile_size = sopt.get('tile_size')
+        self.tile_overlap = sopt.get('tile_overlap', DEFAULT_OVERLAP)
+        if (self.tile_size is not None and self.tile_size < 0) or not (
+                0 <= self.tile_overlap < (self.tile_size or DEFAULT_TILE)):
+            raise OptionError(f'{_where(source)}score.tile_overlap: need 0 <= tile_overlap < tile_size, got '
+                              f'tile_size={self.tile_size}, tile_overlap={self.tile_overlap}')
+        self.device = resolve_device(device)
+        self.net = net.to(self.device)
+        self.pad_multiple = sopt.get('pad_multiple') or getattr(bare(net), 'size_multiple', 1)
+        self.min_size = getattr(bare(net), 'min_size', 0)
+        self.weights = weights
+
+    @property
+    def channels(self):
+        """Image channels the score network takes (None when it does not say)."""
+        return getattr(bare(self.net), 'num_in_ch', None)
+
+    @classmethod
+    def from_pretrained(cls, weights=None, network_g=None, score=None, sigma=None, tile=None, device='auto'):
+        """Build from a checkpoint (default: the shipped ``N2S_gauss25_color_ours.pth``).
+
+        Args:
+            weights (str | None): Checkpoint path or shipped name. Default: None (the shipped one).
+            network_g (dict | None): Explicit architecture, required for files that do not store one.
+            score (dict | None): Overrides of the score block. Default: None.
+            sigma (float | None): Known Gaussian level (0-255). None estimates it per image (``tv_golden``:
+                the authors' TV grid refined by golden-section search). Default: None.
+            tile (int | None): ``score.tile_size`` (0: never tile). Default: None (tiles above 2 MP).
+            device (str): Default: ``'auto'``.
+
+        The score block is the ``n2s`` preset's, updated by the checkpoint's, by ``score``, then by
+        ``sigma`` and ``tile``.
+        """
+        from basicsr_denoise.presets import load_preset
+        p = load_preset('n2s')
+        default = weights is None
+        net, meta, path = load_network(p['path']['pretrain_network_g'] if default else weights, network_g,
+                                       p['network_g'] if default else None)
+        block = {**p['score'], **(meta.get('score') or {}), **(score or {})}
+        if sigma is None:
+            block.setdefault('blind', True)
+            if block['blind']:
+                block.setdefault('blind_method', 'tv_golden')
+        else:
+            if (block.get('noise') or {}).get('type') != 'Gaussian':
+                raise OptionError(f"sigma: applies to Gaussian noise; {path} is a {block['noise'].get('type')} "
+                                  'score network (set its level through score=)')
+            block.update(noise={**block['noise'], 'sigma': sigma}, blind=False)
+        if tile is not None:
+            if tile < 0:
+                raise OptionError(f'tile: must be >= 0 (0: never tile), got {tile}')
+            block['tile_size'] = tile
+        return cls(net, block, device, weights=path, source=path)
+
+    @torch.no_grad()
+    def score(self, inp):
+        """``R(inp)`` for ``inp`` ``(B, C, H, W)`` on the network-input scale, padded and tiled as configured."""
+        from basicsr_denoise.archs.arch_util import tiled_forward
+        return tiled_forward(self.net, inp, self.tile_size, self.tile_overlap, self.pad_multiple, self.min_size)
+
+    @torch.no_grad()
+    def process(self, x, name='image', desc=None):
+        """``tweedie(x, R(network_input(x)))`` at the known or estimated level; ``x`` ``(B, C, H, W)``, unclipped."""
+        from basicsr_denoise.noise.blind import estimate_level
+        if self.channels is not None and x.shape[1] != self.channels:
+            raise DataError(f'{name}: {x.shape[1]}-channel image, but the Noise2Score network ({self.weights}) '
+                            f'expects {self.channels} channel(s); train one for it (options/train/Noise2Score/)')
+        net = self.net
+        was_training = net.training
+        net.eval()
+        try:
+            if self.blind:
+                level, xhat = estimate_level(self.noise, x, self.score, method=self.blind_method, grid=self.grid,
+                                             tv_eps=self.tv_eps, refine_iters=self.refine_iters)
+                values = [float(v) for v in level]
+                record = {f'{self.noise.param_name}_hat': values[0] if len(values) == 1 else values}
+            else:
+                xhat, record = self.noise.tweedie(x, self.score(self.noise.network_input(x))), {}
+        finally:
+            net.train(was_training)
+        return (xhat.clamp(0.0, 1.0) if self.clip_output else xhat), record
+
+    @property
+    def summary(self):
+        level = 'estimated per image' if self.blind else f'{self.noise.param_name} {self.noise.param:g}'
+        return f'Noise2Score {self.noise.name}, {level}, weights {self.weights}, device {self.device}'
+
+
+# ------------------------------------------------------------------------------------------- public API
+def load_denoiser(method='mpi', preset='fast', weights=None, device='auto', seed=0, sigma=None, network_g=None,
+                  iterations=None, beta=None, tile=None, progress=False):
+    """A denoiser to build once and call on many images.
+
+    Example:
+        >>> import numpy as np, basicsr_denoise as bd
+        >>> den = bd.load_denoiser('n2s', sigma=25, device='cpu')
+        >>> noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        >>> den.denoise_image(noisy).dtype
+        dtype('uint8')
+
+    Args:
+        method (str): ``'mpi'`` (zero-shot) or ``'n2s'`` (Noise2Score, Gaussian). Default: ``'mpi'``.
+        preset (str | None): MPI preset (``gauss``, ``fast``, ``real``, ``real-fast``, ``sidd``,
+            ``sidd-fast``); ignored for n2s. Default: ``'fast'``.
+        weights (str | None): Checkpoint path or shipped name. Default: None (the preset's or the
+            shipped Noise2Score one).
+        device (str): ``auto`` (cuda, mps, cpu), ``cpu``, ``cuda``, ``cuda:N``, ``mps``. Default: ``'auto'``.
+        seed (int): MPI mask seed. Default: 0.
+        sigma (float | None): n2s: known Gaussian sigma (0-255); None estimates it. Default: None.
+        network_g (dict | None): Architecture of a checkpoint that does not store one. Default: None.
+        iterations, beta (int, float | None): MPI: override the preset's steps and ensemble weight.
+        tile (int | None): n2s: tile side of the score pass (0: never). Default: None (above 2 MP).
+        progress (bool): MPI: a progress bar on a terminal. Default: False.
+
+    Returns:
+        Denoiser: an :class:`MPIDenoiser` or :class:`N2SDenoiser`.
+    """
+    if method == 'mpi':
+        for name, value in (('sigma', sigma), ('tile', tile)):
+            if value is not None:
+                raise OptionError(f'{name}: applies to method n2s only (MPI needs no noise level)')
+        fill = {'progress': progress}
+        fill.update({k: v for k, v in (('iterations', iterations), ('beta', beta)) if v is not None})
+        return MPIDenoiser.from_pretrained(preset, weights, network_g, fill, device, seed)
+    if method == 'n2s':
+        return N2SDenoiser.from_pretrained(weights, network_g, sigma=sigma, tile=tile, device=device)
+    raise OptionError(f"method: unknown method '{method}' (known: mpi, n2s)")
+
+
+def denoise(image, method='mpi', preset='fast', weights=None, device='auto', seed=0, sigma=None, name='image',
+            **options):
+    """Denoise one image: NumPy array or tensor in, the same type, dtype, layout and range out.
+
+    Example:
+        >>> import numpy as np, basicsr_denoise as bd
+        >>> noisy = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        >>> out = bd.denoise(noisy, method='mpi', iterations=2, device='cpu')
+        >>> out.shape, out.dtype
+        ((48, 64, 3), dtype('uint8'))
+
+    Args:
+        image (ndarray | Tensor): ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``; uint8, uint16 or float in
+            [0, 1]; gray or RGB (an alpha channel is passed through).
+        method, preset, weights, device, seed, sigma: As in :func:`load_denoiser`.
+        name (str): The image's name; MPI seeds its masks with ``image_seed(seed, name)``, as ``test.py``
+            and the ``denoise`` command do with the file stem. Default: ``'image'``.
+        **options: ``network_g``, ``iterations``, ``beta``, ``tile``, ``progress`` (:func:`load_denoiser`).
+
+    Returns:
+        The denoised image, like ``image``. Building a denoiser reads the weights: for many images, build
+        one with :func:`load_denoiser` and call its ``denoise_image``.
+    """
+    den = load_denoiser(method, preset, weights, device, seed, sigma, **options)
+    return den.denoise_image(image, name=name)
+
+
+__all__ = ['Denoiser', 'MPIDenoiser', 'N2SDenoiser', 'load_denoiser', 'load_network', 'denoise', 'image_to_tensor']

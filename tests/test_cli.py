@@ -1,0 +1,106 @@
+"""The ``basicsr-denoise`` command: keyword-only API, output naming, output-folder errors, a killed run resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from basicsr_denoise.archs import build_network
+from basicsr_denoise.cli import denoise_files, output_names
+from basicsr_denoise.utils.checkpoint import export_checkpoint
+from basicsr_denoise.utils.img_util import imread, imwrite
+
+from _framework import REPO
+
+TINY = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
+        'backbone': {'type': 'DnCNN', 'num_feat': 8, 'num_layers': 3}}
+ENV = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1'}
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    raw = tmp_path / 'raw.pth'
+    torch.save({'params': build_network(TINY).state_dict()}, raw)
+    path = tmp_path / 'tiny.pth'
+    export_checkpoint(str(raw), str(path), network_g=TINY, fill={'pad_multiple': 1, 'progress': False})
+    return str(path)
+
+
+def _images(folder, n, size=24, seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        imwrite(rng.random((size, size + 4, 3)).astype(np.float32), str(folder / f'img{i}.png'))
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def test_output_names_keep_stems_and_separate_collisions():
+    files = ['a/x.png', 'b/x.png', 'a/y.png', 'c/z.png', 'c/z.jpg', 'd/c/z.png']
+    assert output_names(files) == ['a_x', 'b_x', 'y', 'c_z_png_1', 'c_z_jpg', 'c_z_png_2']
+    assert output_names(['p/x.png', 'q/y.png']) == ['x', 'y']  # no collision: the stem
+
+
+def test_same_stem_inputs_from_two_folders_do_not_overwrite(tmp_path, weights):
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'b').mkdir()
+    imwrite(np.zeros((24, 24, 3), np.float32), str(tmp_path / 'a' / 'x.png'))
+    imwrite(np.ones((24, 24, 3), np.float32), str(tmp_path / 'b' / 'x.png'))
+    res = denoise_files([str(tmp_path / 'a' / 'x.png'), str(tmp_path / 'b' / 'x.png')], str(tmp_path / 'out'),
+                        weights=weights, preset=None, iterations=2, device='cpu')
+    assert [r['name'] for r in res['images']] == ['a_x', 'b_x']
+    dark, bright = imread(tmp_path / 'out' / 'a_x_denoised.png'), imread(tmp_path / 'out' / 'b_x_denoised.png')
+    assert dark.mean() < 0.5 < bright.mean()
+
+
+def test_denoise_files_takes_keyword_arguments_only(tmp_path, weights):
+    with pytest.raises(TypeError):
+        denoise_files([], str(tmp_path), 'fast', weights)  # noqa: the old 11 positional arguments
+
+
+@pytest.mark.parametrize('bad', ['/proc/x', 'a_file'])
+def test_unwritable_output_folder_is_a_one_line_error_naming_it(tmp_path, weights, bad):
+    img = _images(tmp_path, 1)[0]
+    if bad == 'a_file':
+        bad = str(tmp_path / 'a_file')
+        open(bad, 'w').close()
+    proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise', img, '-o', bad, '--weights', weights],
+                          cwd=str(tmp_path), env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f'error: cannot write to output folder {bad}')
+
+
+def test_killed_run_is_finished_by_skip_existing_and_metrics_lists_every_image(tmp_path, weights):
+    inp = tmp_path / 'in'
+    inp.mkdir()
+    files = _images(inp, 6, size=40)
+    out = tmp_path / 'out'
+    cmd = [sys.executable, '-m', 'basicsr_denoise', str(inp), '-o', str(out), '--weights', weights, '--preset',
+           'fast', '--iterations', '150', '--device', 'cpu']
+    proc = subprocess.Popen(cmd, cwd=str(tmp_path), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    done = []
+    while len(done) < 3 and time.time() < deadline and proc.poll() is None:
+        done = [f for f in os.listdir(out) if f.endswith('_denoised.png')] if out.is_dir() else []
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(f for f in os.listdir(out) if f.endswith('_denoised.png'))
+    assert 3 <= len(done) < 6, 'the run finished before it could be killed: make the images slower'
+    partial = json.load(open(out / 'metrics.json'))  # written after every image
+    assert len(done) - 1 <= partial['count'] <= len(done)
+    rerun = subprocess.run(cmd + ['--skip-existing'], cwd=str(tmp_path), env=ENV, capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.count('skipped (output exists)') == len(done)
+    assert sum(' 8-bit, ' in line for line in rerun.stdout.splitlines()) == 6 - len(done)  # only the rest
+    metrics = json.load(open(out / 'metrics.json'))
+    assert metrics['count'] == 6 and [r['input'] for r in metrics['images']] == files
+    assert sum('seconds' in r for r in metrics['images']) >= 5  # the first run's records are kept
+    assert not [f for f in os.listdir(out) if f.startswith('.')]  # no temporary files left
