@@ -61,11 +61,8 @@ class ImageFolderDataset(data.Dataset):
         if dataroot_gt is None:
             raise OptionError('dataroot_gt: required option of ImageFolderDataset is missing')
         self.gt_folder = str(dataroot_gt)
-        self.gt_size = gt_size
-        self.use_hflip = use_hflip
-        self.use_rot = use_rot
-        self.gray_to_rgb = gray_to_rgb
-        self.min_size = min_size
+        self.gt_size, self.min_size, self.gray_to_rgb = gt_size, min_size, gray_to_rgb
+        self.use_hflip, self.use_rot = use_hflip, use_rot
         self.num_skipped = 0
         self.skipped = set()
         self.skip_reasons = {}

@@ -99,12 +99,8 @@ class SyntheticNoisyDataset(data.Dataset):
         self.noise_model = NOISE_REGISTRY.build(noise, key='noise') if isinstance(noise, dict) else noise
         if not callable(getattr(self.noise_model, 'sample', None)):
             raise OptionError(f'noise: {type(self.noise_model).__name__} has no sample(x, generator) method')
-        self.seed = int(seed)
-        self.gt_size = gt_size
-        self.use_hflip = use_hflip
-        self.use_rot = use_rot
-        self.fixed_noise = fixed_noise
-        self.color = color
+        self.seed, self.fixed_noise, self.color = int(seed), fixed_noise, color
+        self.gt_size, self.use_hflip, self.use_rot = gt_size, use_hflip, use_rot
         self.file_client, self.is_lmdb = make_file_client(io_backend, {'gt': self.gt_folder})
         if self.is_lmdb:
             self.paths = [k for k, _ in lmdb_keys(self.gt_folder)]

@@ -99,15 +99,13 @@ def paired_random_crop(img_gts, img_lqs, gt_size, rng, gt_path=None):
     gts = img_gts if isinstance(img_gts, list) else [img_gts]
     lqs = img_lqs if isinstance(img_lqs, list) else [img_lqs]
     h, w = gts[0].shape[:2]
-    for im in gts + lqs:
-        if im.shape[:2] != (h, w):
-            raise DataError(f'{gt_path or "image"}: gt size {h}x{w} differs from lq size '
-                            f'{im.shape[0]}x{im.shape[1]}')
+    bad = next((im for im in lqs if im.shape[:2] != (h, w)), None)
+    if bad is not None:
+        raise DataError(f'{gt_path or "image"}: gt size {h}x{w} differs from lq size {bad.shape[0]}x{bad.shape[1]}')
     if h < gt_size or w < gt_size:
         raise DataError(f'{gt_path or "image"}: image size {h}x{w} is smaller than gt_size {gt_size}')
-    top, left = _crop_origin(h, w, gt_size, gt_size, rng)
-    gts = [im[top:top + gt_size, left:left + gt_size, ...] for im in gts]
-    lqs = [im[top:top + gt_size, left:left + gt_size, ...] for im in lqs]
+    out = random_crop(gts + lqs, gt_size, rng, gt_path)  # one window for all
+    gts, lqs = out[:len(gts)], out[len(gts):]
     return (gts if isinstance(img_gts, list) else gts[0]), (lqs if isinstance(img_lqs, list) else lqs[0])
 
 

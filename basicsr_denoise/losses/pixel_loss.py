@@ -78,11 +78,6 @@ class L1Loss(_PixelLoss):
 
 @LOSS_REGISTRY.register()
 class MSELoss(_PixelLoss):
-    """MSE (L2) loss, BasicSR's ``MSELoss``.
-
-    Args:
-        loss_weight (float): Multiplier of the loss. Default: 1.0.
-        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
-    """
+    """MSE (L2) loss, BasicSR's ``MSELoss``; arguments as :class:`L1Loss` (``loss_weight``, ``reduction``)."""
 
     _fn = staticmethod(F.mse_loss)

@@ -155,14 +155,8 @@ def calculate_ssim(img, img2, crop_border=0, input_order='HWC', test_y_channel=F
     SSIM is computed per channel over the valid region of the window and averaged over channels.
 
     Args:
-        img (ndarray): Image, (H, W), (H, W, C) or (C, H, W), RGB; values in [0, 255]
-            (``float_mode=False``) or float in [0, 1] (``float_mode=True``).
-        img2 (ndarray): Reference image, same shape and range as ``img``.
-        crop_border (int): Pixels cropped from each border before the computation. Default: 0.
-        input_order (str): ``'HWC'`` or ``'CHW'``. Default: ``'HWC'``.
-        test_y_channel (bool): Compare the BT.601 Y channel of RGB images only. Default: False.
-        float_mode (bool): Inputs are float in [0, 1], clipped to [0, 1], data range 1. If False,
-            BasicSR's: inputs as they are, data range 255. Default: False.
+        img, img2, crop_border, input_order, test_y_channel, float_mode: As in :func:`calculate_psnr`
+            (float mode: data range 1; otherwise BasicSR's data range 255).
         window (str): ``'gaussian'``: BasicSR's 11x11 Gaussian window (sigma 1.5), population
             covariance (= scikit-image with ``gaussian_weights=True, sigma=1.5,
             use_sample_covariance=False``). ``'uniform'``: scikit-image's default

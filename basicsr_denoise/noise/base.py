@@ -11,7 +11,8 @@ from basicsr_denoise.utils.errors import OptionError
 class NoiseModel:
     """A noise family with one named level parameter.
 
-    Subclasses implement :meth:`_sample` (and :meth:`_validate`); those for which Noise2Score's
+    Subclasses declare their numeric parameters in :attr:`limits`, pass them to this constructor and
+    implement :meth:`_sample`; those for which Noise2Score's
     Tweedie formula exists also implement :meth:`tweedie`, :meth:`network_input`, :meth:`grid`
     and :meth:`ardae_scale`. Register a subclass with ``@NOISE_REGISTRY.register()``; build one with
     :func:`basicsr_denoise.noise.build_noise`.
@@ -20,16 +21,26 @@ class NoiseModel:
         clip (bool): Clip the noisy image to [0, 1]. Default: False (as both papers: float, unclipped).
         quantize (bool): Quantise the noisy image to steps of 1/255 (after clipping, if any),
             for realism. Default: False.
+        **params: The family's numeric parameters (its level and any others), checked against
+            :attr:`limits`.
     """
 
     #: Name of the constructor argument that holds the noise level (``'sigma'``, ``'eta'``, ``'k'``, ...).
     param_name = None
     #: Whether :meth:`tweedie` is defined for this family.
     has_tweedie = False
+    #: The numeric parameters and their checks (keyword arguments of :meth:`_number`), e.g.
+    #: ``{'sigma': {}}`` for ``sigma > 0`` or ``{'amount': {'maximum': 1.0}}``.
+    limits = {}
+    #: The levels of the blind search (:meth:`grid`); None where the family has none.
+    grid_levels = None
 
-    def __init__(self, clip=False, quantize=False):
+    def __init__(self, clip=False, quantize=False, **params):
         self.clip = bool(clip)
         self.quantize = bool(quantize)
+        for name, value in params.items():
+            setattr(self, name, value)
+        self._validate()
 
     # ----------------------------------------------------------------- level
     @property
@@ -50,15 +61,20 @@ class NoiseModel:
         return new
 
     def grid(self):
-        """The noise levels of the authors' blind search (list of floats, on the :attr:`param` scale).
+        """The noise levels of the authors' blind search (list of floats, on the :attr:`param` scale):
+        the class's :attr:`grid_levels`.
 
         Raises:
             OptionError: if no blind-search grid is defined for this family.
         """
-        raise OptionError(f'{self.name}: no blind-search grid is defined for this noise family')
+        if self.grid_levels is None:
+            raise OptionError(f'{self.name}: no blind-search grid is defined for this noise family')
+        return list(self.grid_levels)
 
     def _validate(self):
-        """Check and normalise the parameters (called by the constructor and :meth:`with_param`)."""
+        """Check the parameters of :attr:`limits` and make them floats (constructor and :meth:`with_param`)."""
+        for name, limit in self.limits.items():
+            setattr(self, name, self._number(name, getattr(self, name), **limit))
 
     def _number(self, name, value, minimum=0.0, strict=True, maximum=None):
         """Return ``float(value)`` after checking ``value > minimum`` (``>=`` if not strict) and ``<= maximum``."""

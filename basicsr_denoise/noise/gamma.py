@@ -83,18 +83,12 @@ class Gamma(NoiseModel):
     """
 
     param_name = 'k'
+    limits = {'k': {}}
     has_tweedie = True
+    grid_levels = tuple(float(k) for k in range(40, 121, 10))
 
     def __init__(self, k, clip=False, quantize=False):
-        super().__init__(clip=clip, quantize=quantize)
-        self.k = k
-        self._validate()
-
-    def _validate(self):
-        self.k = self._number('k', self.k)
-
-    def grid(self):
-        return [float(k) for k in range(40, 121, 10)]
+        super().__init__(clip, quantize, k=k)
 
     def _sample(self, x, generator):
         g = standard_gamma(self.k, tuple(x.shape), generator=generator, device=x.device, dtype=x.dtype) / self.k

@@ -24,23 +24,17 @@ class Gaussian(NoiseModel):
     """
 
     param_name = 'sigma'
+    limits = {'sigma': {}}
     has_tweedie = True
+    grid_levels = tuple(5.0 * i for i in range(1, 12))  # 5, 10, ..., 55
 
     def __init__(self, sigma, clip=False, quantize=False):
-        super().__init__(clip=clip, quantize=quantize)
-        self.sigma = sigma
-        self._validate()
-
-    def _validate(self):
-        self.sigma = self._number('sigma', self.sigma)
+        super().__init__(clip, quantize, sigma=sigma)
 
     @property
     def std(self):
         """Standard deviation on the [0, 1] scale."""
         return self.sigma / 255.0
-
-    def grid(self):
-        return [float(s) for s in range(5, 56, 5)]
 
     def _sample(self, x, generator):
         return x + self.std * self._randn(x, generator)

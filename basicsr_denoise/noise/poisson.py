@@ -44,18 +44,12 @@ class Poisson(NoiseModel):
     """
 
     param_name = 'eta'
+    limits = {'eta': {}}
     has_tweedie = True
+    grid_levels = tuple(round(0.005 * i, 6) for i in range(1, 21))
 
     def __init__(self, eta, clip=False, quantize=False):
-        super().__init__(clip=clip, quantize=quantize)
-        self.eta = eta
-        self._validate()
-
-    def _validate(self):
-        self.eta = self._number('eta', self.eta)
-
-    def grid(self):
-        return [round(0.005 * i, 6) for i in range(1, 21)]
+        super().__init__(clip, quantize, eta=eta)
 
     def _sample(self, x, generator):
         rate = x.clamp_min(0.0) / self.eta

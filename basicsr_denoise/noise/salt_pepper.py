@@ -26,16 +26,10 @@ class SaltPepper(NoiseModel):
     """
 
     param_name = 'amount'
+    limits = {'amount': {'maximum': 1.0}, 'salt_vs_pepper': {'strict': False, 'maximum': 1.0}}
 
     def __init__(self, amount, salt_vs_pepper=0.5, clip=False, quantize=False):
-        super().__init__(clip=clip, quantize=quantize)
-        self.amount = amount
-        self.salt_vs_pepper = salt_vs_pepper
-        self._validate()
-
-    def _validate(self):
-        self.amount = self._number('amount', self.amount, maximum=1.0)
-        self.salt_vs_pepper = self._number('salt_vs_pepper', self.salt_vs_pepper, strict=False, maximum=1.0)
+        super().__init__(clip, quantize, amount=amount, salt_vs_pepper=salt_vs_pepper)
 
     def _sample(self, x, generator):
         hit = self._rand(x, generator) < self.amount

@@ -26,16 +26,10 @@ class SignalDependentGaussian(NoiseModel):
     """
 
     param_name = 'sigma_s'
+    limits = {'sigma_s': {}, 'sigma_r': {'strict': False}}
 
     def __init__(self, sigma_s, sigma_r=0.0, clip=False, quantize=False):
-        super().__init__(clip=clip, quantize=quantize)
-        self.sigma_s = sigma_s
-        self.sigma_r = sigma_r
-        self._validate()
-
-    def _validate(self):
-        self.sigma_s = self._number('sigma_s', self.sigma_s)
-        self.sigma_r = self._number('sigma_r', self.sigma_r, strict=False)
+        super().__init__(clip, quantize, sigma_s=sigma_s, sigma_r=sigma_r)
 
     def _sample(self, x, generator):
         std = (self.sigma_s ** 2 * x.clamp_min(0.0) + self.sigma_r ** 2).sqrt()

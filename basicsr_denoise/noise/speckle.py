@@ -22,14 +22,10 @@ class Speckle(NoiseModel):
     """
 
     param_name = 'sigma'
+    limits = {'sigma': {}}
 
     def __init__(self, sigma, clip=False, quantize=False):
-        super().__init__(clip=clip, quantize=quantize)
-        self.sigma = sigma
-        self._validate()
-
-    def _validate(self):
-        self.sigma = self._number('sigma', self.sigma)
+        super().__init__(clip, quantize, sigma=sigma)
 
     def _sample(self, x, generator):
         return x + x * (self.sigma / 255.0) * self._randn(x, generator)
