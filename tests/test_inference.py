@@ -295,3 +295,100 @@ def test_package_exports_the_api_lazily():
     proc = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.stdout.split()[:2] == ['False', 'True'] and 'MPIDenoiser' in proc.stdout
     assert json.loads(json.dumps(sorted(bd.__all__)))[:2] == ['Denoiser', 'MPIDenoiser']
+
+
+def test_api_docstring_examples_run():
+    import doctest
+
+    from basicsr_denoise import inference
+    result = doctest.testmod(inference, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 6 and result.failed == 0
+
+
+def test_export_ships_the_ema_weights_of_a_training_checkpoint(tmp_path):
+    from basicsr_denoise.archs.arch_util import read_checkpoint
+    torch.manual_seed(0)
+    a, b = build_network(TINY).state_dict(), build_network(TINY).state_dict()
+    torch.save({'params': a, 'params_ema': b}, tmp_path / 'net_g_10.pth')  # what training writes with ema_decay
+    sha = export_checkpoint(str(tmp_path / 'net_g_10.pth'), str(tmp_path / 'out.pth'), network_g=TINY,
+                            score=None, fill={'iterations': 5})
+    sd, meta = read_checkpoint(str(tmp_path / 'out.pth'))
+    assert all(torch.equal(sd[k], b[k]) for k in b) and meta == {'network_g': TINY, 'fill': {'iterations': 5}}
+    from basicsr_denoise.weights import sha256_of
+    assert sha == sha256_of(str(tmp_path / 'out.pth'))
+    with pytest.raises(CheckpointError, match='not plain data'):
+        export_checkpoint(str(tmp_path / 'net_g_10.pth'), str(tmp_path / 'bad.pth'), network_g=TINY,
+                          fill={'lr': torch.tensor(1.0)})
+    with pytest.raises(CheckpointError, match='does not fit'):
+        export_checkpoint(str(tmp_path / 'net_g_10.pth'), str(tmp_path / 'bad.pth'),
+                          network_g={**TINY, 'in_ch': 1})
+
+
+def test_ship_checkpoint_tool_writes_file_registry_and_readme_row(tmp_path):
+    from _framework import load_tool
+    tool = load_tool('ship_checkpoint')
+    from basicsr_denoise.weights import REGISTRY_FILE
+    registry_file, readme = tmp_path / 'registry.json', tmp_path / 'README.md'
+    shutil.copy(REGISTRY_FILE, registry_file)
+    shutil.copy(os.path.join(SOURCE_DIR, 'README.md'), readme)
+    torch.manual_seed(0)
+    net = {'type': 'N2NUNet', 'num_in_ch': 1, 'num_out_ch': 1}
+    torch.save({'params': build_network(net).state_dict()}, tmp_path / 'net_g_5.pth')
+    opt = tmp_path / 'opt.yml'
+    opt.write_text(yaml.safe_dump({'network_g': net, 'score': {'noise': {'type': 'Gaussian', 'sigma': 15},
+                                                               'tile_size': 0}}))
+    sha = tool.ship(str(tmp_path / 'net_g_5.pth'), 'N2S_gray_new.pth', str(opt), recipe='train.yml',
+                    dest_dir=str(tmp_path), registry_file=str(registry_file), readme=str(readme))
+    assert json.load(open(registry_file))['N2S_gray_new.pth'] == {'sha256': sha, 'recipe': 'train.yml'}
+    assert f'| `N2S_gray_new.pth` | `{sha}` |' in readme.read_text()
+    meta = torch.load(tmp_path / 'N2S_gray_new.pth', weights_only=True)
+    assert meta['network_g'] == net and meta['score'] == {'noise': {'type': 'Gaussian', 'sigma': 15}}
+    den = N2SDenoiser.from_pretrained(str(tmp_path / 'N2S_gray_new.pth'), sigma=15, device='cpu')
+    assert den.channels == 1 and den.noise.sigma == 15
+
+
+def test_readme_command_examples_run(tmp_path):
+    """Every command of "Denoise your own photos", on two small photos; MPI with 2 steps instead of its preset's."""
+    import shlex
+    text = open(os.path.join(REPO, 'README.md'), encoding='utf-8').read()
+    section = text.split('## Denoise your own photos', 1)[1].split('### From Python', 1)[0]
+    lines = ' '.join(b.split('```', 1)[0] for b in section.split('```bash\n')[1:]).replace('\\\n', ' ')
+    commands = [shlex.split(line.split('  #')[0]) for line in lines.split('\n') if line.strip()]
+    assert len(commands) >= 8
+    photos = tmp_path / 'photos'
+    rng = np.random.default_rng(0)
+    for name in ('a', 'b'):
+        imwrite(rng.random((40, 48, 3)).astype(np.float32), str(photos / f'{name}.png'))
+    imwrite(rng.random((40, 48, 3)).astype(np.float32), str(tmp_path / 'IMG_0042.png'))
+    reference = os.path.join(os.environ.get('BASICSR_DENOISE_SHARED', os.path.join(REPO, os.pardir, 'shared')),
+                             'reference', 'mpi_official')
+    ran = 0
+    for k, cmd in enumerate(commands):
+        argv = []
+        for tok in cmd:
+            if tok == 'basicsr-denoise':
+                argv += [sys.executable, '-m', 'basicsr_denoise']
+            elif tok == 'torchrun':
+                argv += [sys.executable, '-m', 'torch.distributed.run']
+            elif tok.startswith('--nproc_per_node='):
+                argv.append('--nproc_per_node=2')  # a 2-core machine
+            elif tok in ('my_photos/', 'phone_shots/'):
+                argv.append(str(photos))
+            elif tok == 'denoised/':
+                argv.append(str(tmp_path / ('out' if '--skip-existing' in cmd else f'out{k}')))
+            elif tok.startswith('imgnet_'):
+                argv.append(os.path.join(reference, tok))
+            else:
+                argv.append(tok)
+        if any(tok.startswith(reference) and not os.path.isfile(tok) for tok in argv):
+            continue  # the authors' weights are not here
+        if '--skip-existing' in cmd:  # a first run to continue from
+            subprocess.run(argv[:argv.index('--skip-existing')] + ['--iterations', '2'], cwd=str(tmp_path), env=ENV,
+                           capture_output=True, timeout=300, check=True)
+        if 'n2s' not in cmd:
+            argv += ['--iterations', '2']
+        proc = subprocess.run(argv, cwd=str(tmp_path), env=ENV, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f'{cmd}\n{proc.stderr[-2000:]}'
+        assert 'done: ' in proc.stdout, cmd
+        ran += 1
+    assert ran >= 6

@@ -38,7 +38,7 @@ sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 from basicsr_denoise.utils.checkpoint import export_checkpoint  # noqa: E402
 from basicsr_denoise.utils.errors import OptionError, exit_on_user_error  # noqa: E402
-from basicsr_denoise.weights import REGISTRY_FILE, SOURCE_DIR, registry  # noqa: E402
+from basicsr_denoise.weights import REGISTRY_FILE, SOURCE_DIR  # noqa: E402
 
 README = osp.join(SOURCE_DIR, 'README.md')
 
@@ -71,7 +71,8 @@ def update_readme(name, sha, size, readme=README):
 
 def update_registry(name, sha, recipe=None, path=REGISTRY_FILE):
     """Set ``name``'s sha256 (and recipe) in ``registry.json``."""
-    reg = registry()
+    with open(path, encoding='utf-8') as f:
+        reg = json.load(f)
     entry = reg.setdefault(name, {})
     entry['sha256'] = sha
     entry['recipe'] = recipe or entry.get('recipe')
@@ -80,8 +81,9 @@ def update_registry(name, sha, recipe=None, path=REGISTRY_FILE):
         f.write('\n')
 
 
-def ship(src, name, opt_path=None, network_g=None, fill=None, score=None, recipe=None, dest_dir=SOURCE_DIR):
-    """Export ``src`` as the shipped ``name`` and register it; returns its sha256."""
+def ship(src, name, opt_path=None, network_g=None, fill=None, score=None, recipe=None, dest_dir=SOURCE_DIR,
+         registry_file=REGISTRY_FILE, readme=README):
+    """Export ``src`` as the shipped ``name`` into ``dest_dir`` and register it; returns its sha256."""
     from basicsr_denoise.utils.options import load_yaml
     if opt_path:
         opt = load_yaml(opt_path)
@@ -94,8 +96,8 @@ def ship(src, name, opt_path=None, network_g=None, fill=None, score=None, recipe
     tmp = dst + '.ship.tmp'
     sha = export_checkpoint(src, tmp, network_g=network_g, fill=fill, score=score)  # src may be dst itself
     os.replace(tmp, dst)
-    update_registry(name, sha, recipe)
-    update_readme(name, sha, os.path.getsize(dst))
+    update_registry(name, sha, recipe, registry_file)
+    update_readme(name, sha, os.path.getsize(dst), readme)
     return sha
 
 
