@@ -259,3 +259,13 @@ def test_estimator_tool_runs_two_variants_and_writes_its_table(tmp_path):
         assert len(r['curve']) == 4 and r['iterations'] >= 1
     table = (tmp_path / 'estimators.md').read_text()
     assert '`paper`' in table and '`anti`' in table
+
+
+def test_estimator_tool_equal_iterations_mode(tmp_path):
+    tool = load_tool('n2s_estimators')
+    results = tool.main(['--iterations', '4', '--variants', 'anti_fp32,anti', '--val-images', '1',
+                         '--data', SAMPLES, '--val', SAMPLES, '--out', str(tmp_path),
+                         '--set', 'datasets.train.batch_size_per_gpu=2', 'datasets.train.gt_size=64'])
+    for r in results:
+        assert r['iterations'] == 4 and [p['iter'] for p in r['curve']] == [1, 2, 3, 4]
+    assert '| 4 it |' in (tmp_path / 'estimators.md').read_text()

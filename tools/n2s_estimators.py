@@ -13,10 +13,15 @@ iteration passed to the loss and the schedulers is the elapsed fraction of the b
 variant's planned iteration count (estimated from ``--probe`` timed steps), so every ramp ends with
 the budget however much the machine's load changes the step time.
 
+With ``--iterations N`` every variant takes N steps instead (equal work, e.g. the PSNR effect of
+bf16 at a fixed short run).
+
 Usage::
 
     OMP_NUM_THREADS=1 python tools/n2s_estimators.py --minutes 12 \\
-        --variants paper,paper_bf16,anti,anti_lr4e-4,anti_anneal --out results/n2s_estimators
+        --variants paper,paper_per_epoch,anti,anti_lr4e-4,anti_lr1e-3,anti_b4 --out results/n2s_estimators
+    OMP_NUM_THREADS=1 python tools/n2s_estimators.py --iterations 200 --variants anti_fp32,anti \\
+        --out results/n2s_precision
 
 Writes ``<out>/estimators.json`` (every curve point) and ``<out>/estimators.md`` (the table).
 """
@@ -123,9 +128,10 @@ class Runner:
         self.rng = get_rng_state()
         self.curve = []
 
-    def step(self, budget):
+    def step(self, frac):
+        """One training step; ``frac`` is the fraction of the budget used so far."""
         set_rng_state(self.rng)
-        virtual = max(1, min(self.planned, round(self.seconds / budget * self.planned) + 1))
+        virtual = max(1, min(self.planned, round(frac * self.planned) + 1))
         t = time.perf_counter()
         try:
             batch = next(self.it)
@@ -153,8 +159,8 @@ def probe_step_time(opt_path, overrides, data, steps):
     return float(np.median(times[1:]))
 
 
-def markdown(results, minutes):
-    quarters = [f'{minutes * q / 4:g} min' for q in range(1, 5)]
+def markdown(results, minutes, iterations=None):
+    quarters = [f'{iterations * q // 4} it' if iterations else f'{minutes * q / 4:g} min' for q in range(1, 5)]
     lines = ['| variant | recipe | s/step | iterations | ' + ' | '.join(quarters) + ' |',
              '| --- | --- | --- | --- | ' + ' | '.join('---' for _ in quarters) + ' |']
     for r in results:
@@ -168,6 +174,8 @@ def main(argv=None):
     parser.add_argument('-opt', default=DEFAULT_OPT, help='Base training option file.')
     parser.add_argument('--variants', default='paper,anti', help=f"Comma list of: {', '.join(VARIANTS)}.")
     parser.add_argument('--minutes', type=float, default=10.0, help='Training minutes per variant.')
+    parser.add_argument('--iterations', type=int, default=None,
+                        help='Equal iterations instead of equal time: each variant takes this many steps.')
     parser.add_argument('--val-images', type=int, default=8, help='First N images of datasets.val_1.')
     parser.add_argument('--data', default=None, help='Override datasets.train.dataroot_gt.')
     parser.add_argument('--val', default=None, help='Override datasets.val_1.dataroot_gt (default: CBSD68).')
@@ -184,24 +192,27 @@ def main(argv=None):
         if n not in VARIANTS:
             raise OptionError(f"--variants: unknown variant '{n}' (known: {', '.join(VARIANTS)})")
     budget = args.minutes * 60
+
+    def progress(r):  # fraction of the budget a runner has used: its training time, or its steps
+        return r.iter / args.iterations if args.iterations else r.seconds / budget
+
     runners = []
     for n in names:
         desc, ov = VARIANTS[n]
         ov = [*args.set, *ov]
-        total = max(int(budget / probe_step_time(args.opt, ov, args.data, args.probe)), 8)
+        total = args.iterations or max(int(budget / probe_step_time(args.opt, ov, args.data, args.probe)), 8)
         model, loader, val = build_variant(args.opt, ov, total, args.data, args.val_images, args.val)
         r = Runner(n, model, loader, val)
         r.description, r.planned = desc, total
         runners.append(r)
-        print(f'{n}: ~{total} iterations in {args.minutes:g} min ({desc})', flush=True)
-    marks = [budget * q / 4 for q in range(1, 5)]
+        print(f'{n}: {total} iterations ({desc})', flush=True)
     while True:
-        active = [r for r in runners if r.seconds < budget]
+        active = [r for r in runners if progress(r) < 1]
         if not active:
             break
-        r = min(active, key=lambda x: x.seconds)
-        r.step(budget)
-        while len(r.curve) < 4 and r.seconds >= marks[len(r.curve)]:
+        r = min(active, key=progress)
+        r.step(progress(r))
+        while len(r.curve) < 4 and progress(r) >= (len(r.curve) + 1) / 4 - 1e-9:
             rng = get_rng_state()
             psnr = evaluate(r.model, r.val)
             set_rng_state(rng)
@@ -211,9 +222,10 @@ def main(argv=None):
                 's_per_step': r.seconds / r.iter, 'curve': r.curve} for r in runners]
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'estimators.json'), 'w') as f:
-        json.dump({'minutes': args.minutes, 'val_images': args.val_images, 'opt': args.opt,
+        json.dump({'minutes': None if args.iterations else args.minutes, 'iterations': args.iterations,
+                   'val_images': args.val_images, 'opt': args.opt,
                    'results': results}, f, indent=2)
-    table = markdown(results, args.minutes)
+    table = markdown(results, args.minutes, args.iterations)
     with open(osp.join(args.out, 'estimators.md'), 'w') as f:
         f.write(table)
     print(table)
