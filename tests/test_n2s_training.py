@@ -269,3 +269,13 @@ def test_estimator_tool_equal_iterations_mode(tmp_path):
     for r in results:
         assert r['iterations'] == 4 and [p['iter'] for p in r['curve']] == [1, 2, 3, 4]
     assert '| 4 it |' in (tmp_path / 'estimators.md').read_text()
+
+
+def test_gradient_noise_tool_shows_the_antithetic_pairs_agree(tmp_path):
+    tool = load_tool('n2s_gradient_noise')
+    rows = tool.main(['--images', SAMPLES, '--weights', 'N2S_gauss25_color_ours.pth', '--sigma-a', '0.01',
+                      '--n', '2', '--size', '64', '--out', str(tmp_path / 'g.json')])
+    (row,) = rows
+    assert row['antithetic_two_draws'] > max(row['plain_two_draws'], 0) + 0.2
+    assert row['antithetic_fp32_vs_bf16'] > 0.9
+    assert json.loads((tmp_path / 'g.json').read_text())['rows'][0]['sigma_a'] == 0.01
