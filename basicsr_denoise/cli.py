@@ -24,6 +24,7 @@ PSNR/SSIM against ``--gt``) is rewritten after every image, so a killed run lose
 """
 
 import argparse
+import glob
 import json
 import os
 import os.path as osp
@@ -209,8 +210,9 @@ class MetricsWriter:
         if self.rank == 0:
             write_json_atomic(result, osp.join(self.outdir, METRICS))
         barrier()
-        if self.world > 1:
-            os.remove(self.part_path(self.rank))
+        if self.rank == 0:  # the parts are merged (also those a killed run left behind)
+            for part in glob.glob(osp.join(self.outdir, '.metrics.rank*.json')):
+                os.remove(part)
         return result
 
 

@@ -24,6 +24,14 @@ import torch
 
 from basicsr_denoise.utils.dist import bare, resolve_device
 from basicsr_denoise.utils.errors import CheckpointError, DataError, OptionError
+from basicsr_denoise.utils.options import Block, validate
+from basicsr_denoise.utils.registry import NOISE_REGISTRY
+
+#: Keys of the ``score`` option block (Noise2Score; ``ScoreModel``'s and the checkpoints' ``score``).
+SCORE_SCHEMA = {
+    'noise': Block(NOISE_REGISTRY), 'blind': bool, 'blind_method': str, 'grid': list, 'refine_iters': int,
+    'tv_eps': float, 'clip_output': bool, 'pad_multiple': int, 'tile_size': int, 'tile_overlap': int,
+}
 
 
 def load_network(weights, network_g=None, fallback_network=None, param_key='params', strict=True, source=None):
@@ -191,10 +199,11 @@ class MPIDenoiser(Denoiser):
     method = 'mpi'
 
     def __init__(self, net, fill=None, device='auto', seed=None, weights=None, source=None):
-        from basicsr_denoise.mpi.filling import build_filler
+        from basicsr_denoise.mpi.filling import FILL_SCHEMA, build_filler
         self.device = resolve_device(device)
         self.net = net.to(self.device)
         self.fill = dict(fill or {})
+        validate(self.fill, FILL_SCHEMA, source, prefix='fill.')
         self.filler = build_filler(self.fill, getattr(bare(net), 'mask_mode', 'multchannel'), source=source)
         self.seed = int(self.fill.get('seed', 0) if seed is None else seed)
         self.weights = weights
@@ -307,8 +316,8 @@ class N2SDenoiser(Denoiser):
         from basicsr_denoise.archs.arch_util import DEFAULT_OVERLAP, DEFAULT_TILE
         from basicsr_denoise.noise import build_noise
         from basicsr_denoise.noise.blind import BLIND_METHODS
-        from basicsr_denoise.utils.registry import NOISE_REGISTRY
         sopt = dict(score or {})
+        validate(sopt, SCORE_SCHEMA, source, prefix='score.')
         if not sopt.get('noise'):
             raise OptionError(f"{_where(source)}score.noise: required (e.g. {{type: Gaussian, sigma: 25}})")
         self.noise = build_noise(sopt['noise'], key='score.noise', source=source)
@@ -483,4 +492,5 @@ def denoise(image, method='mpi', preset='fast', weights=None, device='auto', see
     return den.denoise_image(image, name=name)
 
 
-__all__ = ['Denoiser', 'MPIDenoiser', 'N2SDenoiser', 'load_denoiser', 'load_network', 'denoise', 'image_to_tensor']
+__all__ = ['Denoiser', 'MPIDenoiser', 'N2SDenoiser', 'load_denoiser', 'load_network', 'denoise', 'image_to_tensor',
+           'SCORE_SCHEMA']

@@ -392,3 +392,11 @@ def test_readme_command_examples_run(tmp_path):
         assert 'done: ' in proc.stdout, cmd
         ran += 1
     assert ran >= 6
+
+
+def test_unknown_keys_of_fill_and_score_blocks_are_one_line_errors(tiny_weights):
+    _, new = tiny_weights
+    with pytest.raises(OptionError, match=r'fill\.iteration: unknown option key'):
+        MPIDenoiser.from_pretrained(None, new, fill={'iteration': 3}, device='cpu')
+    with pytest.raises(OptionError, match=r'score\.blind_metod: unknown option key'):
+        N2SDenoiser.from_pretrained(score={'blind_metod': 'mad'}, device='cpu')

@@ -4,27 +4,14 @@ from collections import OrderedDict
 
 from basicsr_denoise.archs import build_network
 from basicsr_denoise.archs.arch_util import padded_forward
-from basicsr_denoise.inference import N2SDenoiser
+from basicsr_denoise.inference import SCORE_SCHEMA, N2SDenoiser
 from basicsr_denoise.losses import build_loss
 from basicsr_denoise.models.base_model import BaseModel, finite_or_raise
 from basicsr_denoise.utils.dist import bare
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.options import Block
-from basicsr_denoise.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY, NOISE_REGISTRY, accepted_kwargs
+from basicsr_denoise.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY, accepted_kwargs
 
-#: Keys of the ``score`` option block.
-SCORE_SCHEMA = {
-    'noise': Block(NOISE_REGISTRY),
-    'blind': bool,
-    'blind_method': str,
-    'grid': list,
-    'refine_iters': int,
-    'tv_eps': float,
-    'clip_output': bool,
-    'pad_multiple': int,
-    'tile_size': int,
-    'tile_overlap': int,
-}
 
 
 def _delegated(name):
