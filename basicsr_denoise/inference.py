@@ -375,10 +375,10 @@ class N2SDenoiser(Denoiser):
         net, meta, path = load_network(p['path']['pretrain_network_g'] if default else weights, network_g,
                                        p['network_g'] if default else None)
         block = {**p['score'], **(meta.get('score') or {}), **(score or {})}
-        if sigma is None:
-            block.setdefault('blind', True)
-            if block['blind']:
-                block.setdefault('blind_method', 'tv_golden')
+        if sigma is None:  # estimated per image, unless the score= block says otherwise
+            block['blind'] = (score or {}).get('blind', True)
+            if block['blind'] and 'blind_method' not in (score or {}):
+                block['blind_method'] = 'tv_golden'
         else:
             if (block.get('noise') or {}).get('type') != 'Gaussian':
                 raise OptionError(f"sigma: applies to Gaussian noise; {path} is a {block['noise'].get('type')} "

@@ -400,3 +400,13 @@ def test_unknown_keys_of_fill_and_score_blocks_are_one_line_errors(tiny_weights)
         MPIDenoiser.from_pretrained(None, new, fill={'iteration': 3}, device='cpu')
     with pytest.raises(OptionError, match=r'score\.blind_metod: unknown option key'):
         N2SDenoiser.from_pretrained(score={'blind_metod': 'mad'}, device='cpu')
+
+
+def test_n2s_without_sigma_estimates_it_even_if_the_checkpoint_was_saved_with_a_known_level():
+    den = bd.load_denoiser('n2s', device='cpu')  # the shipped file's score block says blind: false
+    assert den.blind and den.blind_method == 'tv_golden' and 'estimated per image' in den.summary
+    y = torch.rand(1, 3, 48, 48)
+    _, record = den.process(y, 'x')
+    assert set(record) == {'sigma_hat'} and 5 <= record['sigma_hat'] <= 55
+    known = bd.load_denoiser('n2s', sigma=30, device='cpu')
+    assert not known.blind and known.noise.sigma == 30
