@@ -20,9 +20,12 @@ class BuildWithWeights(build_py):
 
     def run(self):
         super().run()
+        if getattr(self, 'editable_mode', False):  # pip install -e: the weights are read from the source tree
+            return
         with open(os.path.join('basicsr_denoise', 'weights', 'registry.json'), encoding='utf-8') as f:
             registry = json.load(f)
         dest = os.path.join(self.build_lib, 'basicsr_denoise', 'weights')
+        self.mkpath(dest)
         for name, entry in registry.items():
             src = os.path.join(WEIGHTS_SRC, name)
             if entry.get('sha256'):
