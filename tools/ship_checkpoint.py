@@ -82,7 +82,7 @@ def update_registry(name, sha, recipe=None, path=REGISTRY_FILE):
 
 
 def ship(src, name, opt_path=None, network_g=None, fill=None, score=None, recipe=None, dest_dir=SOURCE_DIR,
-         registry_file=REGISTRY_FILE, readme=README):
+         registry_file=REGISTRY_FILE, readme=README, param_key=None):
     """Export ``src`` as the shipped ``name`` into ``dest_dir`` and register it; returns its sha256."""
     from basicsr_denoise.utils.options import load_yaml
     if opt_path:
@@ -94,7 +94,7 @@ def ship(src, name, opt_path=None, network_g=None, fill=None, score=None, recipe
             fill = {k: v for k, v in opt['fill'].items() if k != 'progress'}
     dst = osp.join(dest_dir, name)
     tmp = dst + '.ship.tmp'
-    sha = export_checkpoint(src, tmp, network_g=network_g, fill=fill, score=score)  # src may be dst itself
+    sha = export_checkpoint(src, tmp, network_g=network_g, fill=fill, score=score, param_key=param_key)  # src may be dst
     os.replace(tmp, dst)
     update_registry(name, sha, recipe, registry_file)
     update_readme(name, sha, os.path.getsize(dst), readme)
@@ -111,9 +111,12 @@ def main(argv=None):
     parser.add_argument('--fill', default=None, help='MPI fill defaults as a YAML block.')
     parser.add_argument('--score', default=None, help='Noise2Score score defaults as a YAML block.')
     parser.add_argument('--recipe', default=None, help='The training option file (kept in the registry).')
+    parser.add_argument('--param-key', default=None, choices=['params', 'params_ema'],
+                        help='Weights to ship. Default: params_ema when the checkpoint has them, else params.')
     args = parser.parse_args(argv)
     sha = exit_on_user_error(ship, args.src, args.name, args.opt, _block(args.network, '--network'),
-                             _block(args.fill, '--fill'), _block(args.score, '--score'), args.recipe)
+                             _block(args.fill, '--fill'), _block(args.score, '--score'), args.recipe,
+                             param_key=args.param_key)
     print(f'{args.name}: sha256 {sha} (registry and README updated)')
     return sha
 
