@@ -90,3 +90,26 @@ def test_missing_or_empty_data_folder_names_the_path(tmp_path, folder):
     from basicsr_denoise.data import build_dataset
     with pytest.raises(DataError, match=str(path)):
         build_dataset(opt['datasets']['train'], key='datasets.train', source=OPT)
+
+
+@pytest.mark.parametrize('precision', [['train.autocast=bf16'], ['train.channels_last=true'],
+                                       ['train.autocast=bf16', 'train.channels_last=true']])
+def test_pretraining_step_in_bf16_and_channels_last_is_close_to_fp32(tmp_path, precision):
+    from basicsr_denoise.models import build_model
+
+    def one_step(extra):
+        opt, _ = parse_options(True, ['-opt', OPT, '--force_yml', *_overrides(str(tmp_path), 2), 'num_gpu=0', *extra],
+                               root=str(tmp_path))
+        opt['dist'], opt['rank'], opt['world_size'] = False, 0, 1
+        torch.manual_seed(0)
+        model = build_model(opt)
+        model.feed_data({'gt': torch.rand(2, 3, 64, 64)})
+        torch.manual_seed(1)
+        model.optimize_parameters(1)
+        return model
+
+    ref, fast = one_step([]), one_step(precision)
+    assert fast.channels_last == ('train.channels_last=true' in precision)
+    assert fast.autocast_dtype == (torch.bfloat16 if 'train.autocast=bf16' in precision else None)
+    assert np.isfinite(fast.log_dict['l_pix'])
+    assert fast.log_dict['l_pix'] == pytest.approx(ref.log_dict['l_pix'], abs=0.05)  # dB of the PSNR loss

@@ -52,6 +52,7 @@ class MaskedPretrainModel(BaseModel):
             self.setup_ema()
             pix = opt['train'].get('pixel_opt') or {'type': 'MaskedPSNRLoss'}
             self.cri_pix = build_loss(pix, key='train.pixel_opt', source=opt.get('opt_path')).to(self.device)
+            self.setup_precision()
             self.setup_optimizers()
             self.setup_schedulers()
 
@@ -72,7 +73,9 @@ class MaskedPretrainModel(BaseModel):
         # masks are drawn per image from the global torch RNG (its state is saved in training states)
         keep, _ = self.sampler.sample(self.gt.shape, None, device=self.device)
         self.optimizer_g.zero_grad(set_to_none=True)
-        pred = self.net_g(self.gt, keep)
+        with self.train_autocast():
+            pred = self.net_g(self.to_train_format(self.gt), self.to_train_format(keep))
+        pred = pred.float()
         l_pix = self._masked_loss(pred, keep)
         l_pix.backward()
         self.clip_gradients(self.net_g.parameters())
