@@ -20,7 +20,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python tools/n2s_estimators.py --minutes 12 \\
         --variants paper,paper_per_epoch,anti,anti_lr4e-4,anti_lr1e-3,anti_b4 --out results/n2s_estimators
-    OMP_NUM_THREADS=1 python tools/n2s_estimators.py --iterations 200 --variants anti_fp32,anti \\
+    OMP_NUM_THREADS=1 python tools/n2s_estimators.py --iterations 200 --variants anti_lr1e-3_fp32,anti_lr1e-3 \\
         --out results/n2s_precision
 
 Writes ``<out>/estimators.json`` (every curve point) and ``<out>/estimators.md`` (the table).
@@ -71,6 +71,8 @@ VARIANTS = {
                     [*_ANTI, 'train.optim_g.lr=4e-4', 'train.optim_g.betas=[0.9,0.999]', *_FAST]),
     'anti_lr1e-3': ('antithetic, sigma_a 0.01, Adam 1e-3 b1 0.9, bf16 + channels_last',
                     [*_ANTI, 'train.optim_g.lr=1e-3', 'train.optim_g.betas=[0.9,0.999]', *_FAST]),
+    'anti_lr1e-3_fp32': ('antithetic, sigma_a 0.01, Adam 1e-3 b1 0.9, fp32',
+                         [*_ANTI, 'train.optim_g.lr=1e-3', 'train.optim_g.betas=[0.9,0.999]']),
     'anti_anneal': ('antithetic, sigma_a 0.05->0.01, Adam 4e-4 b1 0.9, bf16 + channels_last',
                     ['train.score_opt.estimator=antithetic', 'train.score_opt.sigma_max=0.05',
                      'train.score_opt.sigma_min=0.01', 'train.optim_g.lr=4e-4', 'train.optim_g.betas=[0.9,0.999]',
@@ -164,9 +166,25 @@ def markdown(results, minutes, iterations=None):
     lines = ['| variant | recipe | s/step | iterations | ' + ' | '.join(quarters) + ' |',
              '| --- | --- | --- | --- | ' + ' | '.join('---' for _ in quarters) + ' |']
     for r in results:
-        pts = ' | '.join(f"{p['psnr']:.2f}" for p in r['curve'])
+        pts = ' | '.join([f"{p['psnr']:.2f}" for p in r['curve']] + ['-'] * (4 - len(r['curve'])))
         lines.append(f"| `{r['name']}` | {r['description']} | {r['s_per_step']:.2f} | {r['iterations']} | {pts} |")
     return '\n'.join(lines) + '\n'
+
+
+def write_results(runners, args):
+    """Write ``estimators.json`` and ``estimators.md`` atomically; return ``(results, table)``."""
+    results = [{'name': r.name, 'description': r.description, 'iterations': r.iter,
+                's_per_step': r.seconds / max(r.iter, 1), 'curve': r.curve} for r in runners]
+    os.makedirs(args.out, exist_ok=True)
+    meta = {'minutes': None if args.iterations else args.minutes, 'iterations': args.iterations,
+            'val_images': args.val_images, 'opt': args.opt, 'results': results}
+    table = markdown(results, args.minutes, args.iterations)
+    for name, text in (('estimators.json', json.dumps(meta, indent=2)), ('estimators.md', table)):
+        tmp = osp.join(args.out, f'.{name}.tmp')
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.replace(tmp, osp.join(args.out, name))
+    return results, table
 
 
 def main(argv=None):
@@ -218,16 +236,8 @@ def main(argv=None):
             set_rng_state(rng)
             r.curve.append({'minutes': r.seconds / 60, 'iter': r.iter, 'psnr': psnr})
             print(f'{r.name}: {r.seconds / 60:.1f} min, iter {r.iter}, PSNR {psnr:.2f}', flush=True)
-    results = [{'name': r.name, 'description': r.description, 'iterations': r.iter,
-                's_per_step': r.seconds / r.iter, 'curve': r.curve} for r in runners]
-    os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'estimators.json'), 'w') as f:
-        json.dump({'minutes': None if args.iterations else args.minutes, 'iterations': args.iterations,
-                   'val_images': args.val_images, 'opt': args.opt,
-                   'results': results}, f, indent=2)
-    table = markdown(results, args.minutes, args.iterations)
-    with open(osp.join(args.out, 'estimators.md'), 'w') as f:
-        f.write(table)
+            write_results(runners, args)  # after every point: a killed run keeps its curves
+    results, table = write_results(runners, args)
     print(table)
     return results
 
