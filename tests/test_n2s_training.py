@@ -279,3 +279,15 @@ def test_gradient_noise_tool_shows_the_antithetic_pairs_agree(tmp_path):
     assert row['antithetic_two_draws'] > max(row['plain_two_draws'], 0) + 0.2
     assert row['antithetic_fp32_vs_bf16'] > 0.9
     assert json.loads((tmp_path / 'g.json').read_text())['rows'][0]['sigma_a'] == 0.01
+
+
+def test_blockwise_tv_equals_the_whole_image_tv():
+    from basicsr_denoise.noise.blind import tv_charbonnier
+    x = torch.rand(2, 3, 37, 29)
+    whole = tv_charbonnier(x, rows=10_000)
+    for rows in (1, 2, 7, 36, 37):
+        torch.testing.assert_close(tv_charbonnier(x, rows=rows), whole, rtol=1e-12, atol=1e-12)
+    dh, dw = x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+    direct = (torch.sqrt(dh.double() ** 2 + 1e-6).flatten(1).mean(1)
+              + torch.sqrt(dw.double() ** 2 + 1e-6).flatten(1).mean(1))
+    torch.testing.assert_close(whole, direct)
