@@ -291,3 +291,14 @@ def test_blockwise_tv_equals_the_whole_image_tv():
     direct = (torch.sqrt(dh.double() ** 2 + 1e-6).flatten(1).mean(1)
               + torch.sqrt(dw.double() ** 2 + 1e-6).flatten(1).mean(1))
     torch.testing.assert_close(whole, direct)
+
+
+def test_in_progress_folder_defaults_under_pretrained_models_and_follows_path_in_progress(tmp_path):
+    from basicsr_denoise.utils.carry import in_progress_dir
+    opt = {'name': 'run1', 'path': {'root': str(tmp_path)}}
+    assert in_progress_dir(opt) == os.path.join(str(tmp_path), 'experiments', 'pretrained_models', 'in_progress',
+                                                'run1')
+    opt['path']['in_progress'] = 'elsewhere/run1'
+    assert in_progress_dir(opt) == os.path.join(str(tmp_path), 'elsewhere', 'run1')
+    opt['path']['in_progress'] = str(tmp_path / 'abs')
+    assert in_progress_dir(opt) == str(tmp_path / 'abs')
