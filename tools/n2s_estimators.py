@@ -101,6 +101,8 @@ def build_variant(opt_path, overrides, total_iter, data, val_images, val_root=No
     loader = build_dataloader(build_dataset(dopt, key='datasets.train'), dopt, num_gpu=0, dist=False,
                               sampler=None, seed=opt['manual_seed'])
     vopt = opt['datasets'].get('val_1')
+    if val_images <= 0:  # a timing probe: no validation set needed
+        return model, loader, []
     if vopt is None:
         raise OptionError(f'{opt_path}: datasets.val_1: required (the PSNR subset)')
     vset = build_dataset(vopt, key='datasets.val_1')
