@@ -10,13 +10,12 @@ step on ``mean(((1 - M_t) * (y_t - x))^2)`` and update the ensemble
 
 import contextlib
 import copy
-import math
 import zlib
 
 import torch
 import torch.nn.functional as F
 
-from basicsr_denoise.archs.arch_util import pad_to_multiple
+from basicsr_denoise.archs.arch_util import pad_to_multiple, tile_starts as tile_boxes
 from basicsr_denoise.mpi.masking import MaskSampler
 from basicsr_denoise.utils.errors import DataError, OptionError
 from basicsr_denoise.utils.logger import progress
@@ -75,15 +74,6 @@ def pixel_shuffle_batch(y, s):
     b = bs // (s * s)
     y = y.view(b, s * s, c, h, w).transpose(1, 2).reshape(b, c * s * s, h, w)
     return F.pixel_shuffle(y, s)
-
-
-def tile_boxes(length, tile, overlap):
-    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` overlap."""
-    if length <= tile:
-        return [0]
-    step = max(tile - overlap, 1)
-    n = math.ceil((length - tile) / step) + 1
-    return sorted({min(i * step, length - tile) for i in range(n)})
 
 
 class IterativeFiller:

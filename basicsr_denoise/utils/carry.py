@@ -18,7 +18,6 @@ import os
 import os.path as osp
 import shutil
 
-from basicsr_denoise.utils.checkpoint import atomic_save, safe_load
 from basicsr_denoise.utils.dist import barrier, get_dist_info
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.misc import state_iter
@@ -54,15 +53,13 @@ def fingerprint(opt):
 
 
 def _diff(old, new, prefix=''):
-    """The first dotted key at which two nested option values differ, or None."""
+    """The first dotted key at which two nested option values (JSON-normalised) differ, or None."""
     if isinstance(old, dict) and isinstance(new, dict):
         for k in sorted(set(old) | set(new), key=str):
             d = _diff(old.get(k), new.get(k), f'{prefix}.{k}' if prefix else str(k))
             if d:
                 return d
         return None
-    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
-        old, new = list(old), list(new)
     return None if old == new else (prefix, old, new)
 
 
@@ -101,8 +98,10 @@ def export_state(opt, current_iter, logger=None):
     os.makedirs(folder, exist_ok=True)
     pairs = [(osp.join(opt['path']['models'], f'net_g_{current_iter}.pth'), f'net_g_{current_iter}.pth'),
              (osp.join(opt['path']['training_states'], f'{current_iter}.state'), f'{current_iter}.state')]
-    for src, name in pairs:
-        atomic_save(safe_load(src), osp.join(folder, name))
+    for src, name in pairs:  # byte copies, each renamed into place
+        tmp = osp.join(folder, f'.{name}.tmp')
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, osp.join(folder, name))
     keep = {name for _, name in pairs} | {'run.json'}
     for old in os.listdir(folder):
         if old not in keep and (old.endswith('.pth') or old.endswith('.state')):
