@@ -110,3 +110,60 @@ class MaskSampler:
 
     def __repr__(self):
         return f'MaskSampler(ratio={list(self.ratio)}, mode={self.mode!r}, patch_size={self.patch_size})'
+
+
+class ComplementaryMasks:
+    """Keep-masks whose hidden sets tile the image: every pixel is hidden at least once per cycle.
+
+    A cycle draws the hidden percentage ``p`` once (as :meth:`MaskSampler.draw_ratio`) and a random
+    permutation of the ``N`` mask units (pixels, or ``patch_size`` squares) of every mask row (each batch
+    item and, in ``multchannel`` mode, each colour channel); the ``j``-th mask of the cycle hides the units
+    ranked ``[j*n, (j+1)*n)`` (mod ``N``), ``n = round(p * N)``. So every mask hides exactly ``n`` units,
+    and every unit is hidden at least once in each cycle of ``ceil(N / n)`` (about ``ceil(1 / p)``)
+    successive masks; a new cycle (new ``p``, new permutation) starts when one is complete or the
+    shape changes. Unlike :class:`MaskSampler` it holds state: use one per image. All randomness comes
+    from the generator passed to :meth:`sample`.
+
+    Args:
+        sampler (MaskSampler): Hidden ratio range (its lower end must be above 0), mode and patch size.
+    """
+
+    def __init__(self, sampler):
+        if sampler.ratio[0] <= 0:
+            raise OptionError(f'complementary: needs a hidden ratio above 0, got {list(sampler.ratio)}')
+        self.sampler = sampler
+        self.ratio, self.mode, self.patch_size = sampler.ratio, sampler.mode, sampler.patch_size
+        self._key, self._rank, self._n, self._pos = None, None, 0, 0
+
+    def mask_channels(self, channels):
+        """Channels of the masks drawn for ``channels``-channel images (``channels`` or 1)."""
+        return self.sampler.mask_channels(channels)
+
+    def cycle_length(self):
+        """Masks per cycle of the current cycle (``ceil(N / n)``); 0 before the first draw."""
+        return -(-self._rank.shape[1] // self._n) if self._rank is not None else 0
+
+    def sample(self, shape, generator, device=None):
+        """Draw the next keep-mask of the cycle; arguments and return value as :meth:`MaskSampler.sample`."""
+        b, c, h, w = shape
+        ch, ps = self.mask_channels(c), self.patch_size
+        gh, gw = -(-h // ps), -(-w // ps)
+        units = gh * gw
+        if self._key != (b, ch, gh, gw) or self._pos >= units:  # a new cycle
+            p = self.sampler.draw_ratio(generator)
+            dev = generator.device if generator is not None else (device or 'cpu')
+            u = torch.rand((b * ch, units), generator=generator, device=dev)
+            self._rank = u.argsort(1).argsort(1)  # a uniformly random rank of every unit, per mask row
+            self._key, self._n, self._pos = (b, ch, gh, gw), max(1, round(p * units)), 0
+        hidden = (self._rank - self._pos).remainder(units) < self._n
+        self._pos += self._n
+        mask = (~hidden).to(torch.float32).view(b, ch, gh, gw)
+        if ps > 1:
+            mask = mask[:, :, :, None, :, None].expand(b, ch, gh, ps, gw, ps).reshape(b, ch, gh * ps, gw * ps)
+            mask = mask[:, :, :h, :w]
+        if device is not None:
+            mask = mask.to(device)
+        return mask, self._n / units
+
+    def __repr__(self):
+        return f'ComplementaryMasks({self.sampler!r})'
