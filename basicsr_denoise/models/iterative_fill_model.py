@@ -20,7 +20,9 @@ class IterativeFillModel(BaseModel):
     image); options in the ``fill`` block (:func:`~basicsr_denoise.mpi.filling.build_filler`):
     ``iterations``, ``lr``, ``beta``, ``mask_ratio`` ([a, b] hidden %), ``patch_size``,
     ``shuffle``, ``bn_mode``, ``tile_size``, ``tile_overlap``, ``pad_multiple``, ``seed``,
-    ``autocast``, ``channels_last``, ``progress``.
+    ``autocast``, ``channels_last``, ``progress``, and the schedule options ``lr_schedule``, ``lr_min``,
+    ``beta_schedule``, ``beta_end``, ``masks_per_step``, ``complementary``, ``final_passes``, ``large_mode``
+    (:class:`~basicsr_denoise.mpi.filling.IterativeFiller`).
 
     Args:
         opt (dict): Full options.
