@@ -242,11 +242,14 @@ def test_denoise_command_with_gt_and_unreadable_file(tmp_path, skip_weights):
     assert 'psnr' in metrics['images'][0] and metrics['failed'] == [str(inp / 'broken.png')]
 
 
-def test_denoise_without_default_weights_says_how_to_get_them():
-    from basicsr_denoise.weights import resolve_weights
+def test_denoise_without_default_weights_says_how_to_get_them(monkeypatch):
+    import basicsr_denoise.weights as weights
+    entries = {**weights.registry(), 'MPI_future_ours.pth': {
+        'sha256': None, 'recipe': 'options/train/MPI/pretrain_MPI_real_imagenet.yml'}}
+    monkeypatch.setattr(weights, 'registry', lambda: entries)
     with pytest.raises(CheckpointError, match='pass --weights PATH .* or train it with python basicsr_denoise/train.py '
                        '-opt options/train/MPI/pretrain_MPI_real_imagenet.yml'):
-        resolve_weights('MPI_real_ours.pth')  # what the real-noise presets name: not shipped
+        weights.resolve_weights('MPI_future_ours.pth')  # registered but not shipped (yet)
 
 
 def test_denoise_missing_input_is_one_line_error(tmp_path):
