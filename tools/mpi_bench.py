@@ -13,8 +13,14 @@ Examples::
     python tools/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,full --seeds 0,1 \\
         --weights ours=experiments/pretrained_models/MPI_syn_ours.pth random= authors=... --out results/ablation
 
-Each run's own ``metrics.json`` stays under ``<out>/runs/``; the summary is ``<out>/summary.{md,json}``.
-Set ``OMP_NUM_THREADS`` to control the threads.
+    # a schedule against the authors' fast preset, interleaved, with seconds per image and time ratios
+    python tools/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,lean --seeds 0,1 \\
+        --variant 'lean=fill.iterations=100;fill.autocast=bf16;fill.channels_last=true' \\
+        --weights authors=... ours=MPI_syn_ours.pth --reference fast/authors --out results/schedule
+
+Each run's own ``metrics.json`` stays under ``<out>/runs/``; the summary is ``<out>/summary.{md,json}``
+(PSNR mean and std over the mask seeds, seconds per image, and its ratio to ``--reference``). The runs go
+seed by seed, so the presets are interleaved in time. Set ``OMP_NUM_THREADS`` to control the threads.
 """
 
 import argparse
@@ -35,60 +41,109 @@ PRESETS = {'fast': '_fast', 'full': ''}
 
 
 def run_one(bench, set_key, preset, weights, seed, out, extra):
-    """One test.py run; returns its metrics dict for the set."""
+    """One test.py run; returns its metrics dict for the set. ``preset`` is ``(name, option-file suffix,
+    overrides)``: a named preset of :data:`PRESETS` or a ``--variant`` (the fast option file plus overrides)."""
     folder = osp.join(bench, SETS[set_key])
-    name = f'{set_key}_{preset}_{weights[0]}_s{seed}'
-    opt = osp.join(REPO, 'options', 'test', 'MPI', f'test_MPI_bench_{set_key}{PRESETS[preset]}.yml')
+    label, suffix, overrides = preset
+    name = f'{set_key}_{label}_{weights[0]}_s{seed}'
+    opt = osp.join(REPO, 'options', 'test', 'MPI', f'test_MPI_bench_{set_key}{suffix}.yml')
     overrides = [f'name={name}', f'datasets.test_1.dataroot_gt={folder}/gt',
                  f'datasets.test_1.dataroot_lq={folder}/noisy', f'fill.seed={seed}', 'fill.progress=false',
-                 f'path.pretrain_network_g={weights[1] or "~"}', 'val.save_img=false', *extra]
+                 f'path.pretrain_network_g={weights[1] or "~"}', 'val.save_img=false', *extra, *overrides]
     res = test_pipeline(root_path=out, argv=['-opt', opt, '--force_yml', *overrides])
     return next(iter(res.values()))
+
+
+def parse_variants(specs):
+    """``NAME=KEY=VALUE;KEY=VALUE...`` -> ``{NAME: [KEY=VALUE, ...]}`` (``--force_yml`` overrides of the fast preset)."""
+    out = {}
+    for spec in specs:
+        if '=' not in spec:
+            raise SystemExit(f'error: --variant {spec!r}: expected NAME=KEY=VALUE[;KEY=VALUE...]')
+        name, rest = spec.split('=', 1)
+        if name in PRESETS or not name or '/' in name:
+            raise SystemExit(f'error: --variant {spec!r}: the name must be new and have no "/"')
+        out[name] = [kv.strip() for kv in rest.split(';') if kv.strip()]
+    return out
+
+
+def table(rows, reference):
+    """Markdown summary; ``s/image ratio`` divides by the ``reference`` row (``PRESET/LABEL``) of the same set."""
+    lines = ['| set | preset | weights | seeds | PSNR mean | PSNR std | SSIM | s/image | time ratio |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for key, r in rows.items():
+        s, p, w = key.split('/')
+        ref = rows.get(f'{s}/{reference}')
+        ratio = f"{r['seconds_per_image'] / ref['seconds_per_image']:.3f}" if ref else '-'
+        desc = {'fast': '200 it / beta 0.9', 'full': '1000 it / beta 0.99'}.get(p, p)
+        lines.append(f"| {SETS[s]} | {desc} | {w} | {','.join(sorted(r['runs']))} | {r['psnr_mean']:.3f} | "
+                     f"{r['psnr_std']:.3f} | {r['ssim_mean']:.4f} | {r['seconds_per_image']:.1f} | {ratio} |")
+    return '\n'.join(lines) + '\n'
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--bench', required=True, help='Folder holding Z1_CBSD68_s25_128/ and Z2_CBSD68_s25_256/.')
     parser.add_argument('--sets', default='Z1', help='Comma list of Z1, Z2.')
-    parser.add_argument('--presets', default='fast,full', help='fast = 200 it/beta 0.9, full = 1000 it/beta 0.99.')
+    parser.add_argument('--presets', default='fast,full',
+                        help='fast = 200 it/beta 0.9, full = 1000 it/beta 0.99, or names given by --variant.')
+    parser.add_argument('--variant', action='append', default=[], metavar='NAME=KEY=VALUE;...',
+                        help="A schedule to compare: the fast option file with these overrides, e.g. "
+                             "'lean=fill.iterations=100;fill.autocast=bf16'. Name it in --presets.")
     parser.add_argument('--seeds', default='0,1', help='Mask seeds (fill.seed).')
     parser.add_argument('--weights', nargs='+', required=True,
                         help='LABEL=PATH pairs; an empty PATH means random initialisation.')
+    parser.add_argument('--reference', default=None,
+                        help='PRESET/LABEL whose seconds per image the others are divided by (per set). '
+                             'Default: fast/<first weights label>.')
     parser.add_argument('--out', default='results/mpi_bench', help='Output folder.')
     parser.add_argument('--force_yml', nargs='*', default=[], help='Extra overrides for every run.')
     args = parser.parse_args(argv)
     weights = [tuple(w.split('=', 1)) if '=' in w else (w, '') for w in args.weights]
+    variants = parse_variants(args.variant)
+    presets = []
+    for p in args.presets.split(','):
+        if p in PRESETS:
+            presets.append((p, PRESETS[p], []))
+        elif p in variants:
+            presets.append((p, PRESETS['fast'], variants[p]))
+        else:
+            raise SystemExit(f'error: --presets: unknown preset {p!r} (fast, full or a --variant name)')
+    reference = args.reference or f'fast/{weights[0][0]}'
     os.makedirs(args.out, exist_ok=True)
     summary_path = osp.join(args.out, 'summary.json')
     rows = json.load(open(summary_path)) if osp.exists(summary_path) else {}
-    for set_key in args.sets.split(','):
-        for preset in args.presets.split(','):
-            for w in weights:
-                key = f'{set_key}/{preset}/{w[0]}'
-                runs = rows.setdefault(key, {'runs': {}})['runs']
-                for seed in [int(s) for s in args.seeds.split(',')]:
+    # seed-major order: every (set, preset, weights) runs once per round, so the variants are interleaved in
+    # time and a load change on the machine touches them alike (the time ratios are what carries over)
+    for seed in [int(s) for s in args.seeds.split(',')]:
+        for set_key in args.sets.split(','):
+            for preset in presets:
+                for w in weights:
+                    key = f'{set_key}/{preset[0]}/{w[0]}'
+                    runs = rows.setdefault(key, {'runs': {}})['runs']
+                    if preset[2]:
+                        rows[key]['overrides'] = preset[2]
                     if str(seed) in runs:  # resumable: finished runs are kept
                         continue
                     res = run_one(args.bench, set_key, preset, w, seed, osp.join(args.out, 'runs'), args.force_yml)
                     runs[str(seed)] = {'psnr': res['mean']['psnr'], 'ssim': res['mean']['ssim'],
                                        'seconds_per_image': res['mean']['seconds'],
-                                       'psnr_per_image': [r['psnr'] for r in res['images']]}
+                                       'psnr_per_image': [r['psnr'] for r in res['images']],
+                                       'seconds_per_image_list': [r['seconds'] for r in res['images']]}
                     psnrs = [r['psnr'] for r in runs.values()]
                     rows[key].update(psnr_mean=float(np.mean(psnrs)), psnr_std=float(np.std(psnrs)),
                                      ssim_mean=float(np.mean([r['ssim'] for r in runs.values()])),
                                      seconds_per_image=float(np.mean([r['seconds_per_image'] for r in runs.values()])),
                                      weights=w[1] or 'random init')
-                    with open(summary_path, 'w') as f:
+                    tmp = summary_path + '.tmp'
+                    with open(tmp, 'w') as f:
                         json.dump(rows, f, indent=2)
-    lines = ['| set | preset | weights | seeds | PSNR mean | PSNR std | SSIM | s/image |', '|---|---|---|---|---|---|---|---|']
-    for key, r in rows.items():
-        s, p, w = key.split('/')
-        lines.append(f"| {SETS[s]} | {'200 it / beta 0.9' if p == 'fast' else '1000 it / beta 0.99'} | {w} | "
-                     f"{','.join(sorted(r['runs']))} | {r['psnr_mean']:.3f} | {r['psnr_std']:.3f} | "
-                     f"{r['ssim_mean']:.4f} | {r['seconds_per_image']:.1f} |")
+                    os.replace(tmp, summary_path)
+    text = table(rows, reference)
     with open(osp.join(args.out, 'summary.md'), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+        f.write(text)
+    print(text, end='')
+    return rows
 
 
 if __name__ == '__main__':

@@ -1,0 +1,52 @@
+"""tools/mpi_bench.py: presets and --variant schedules interleaved, seconds per image and time ratios."""
+
+import json
+
+import numpy as np
+import pytest
+
+from _framework import load_tool  # noqa: E402
+
+bench = load_tool('mpi_bench')
+
+
+@pytest.fixture
+def tiny_bench(tmp_path):
+    """A Z1-like set of two 32x32 float crops."""
+    rng = np.random.default_rng(0)
+    for name in ('a', 'b'):
+        clean = rng.random((32, 32, 3)).astype(np.float32)
+        for sub, arr in (('gt', clean), ('noisy', clean + rng.normal(0, 0.1, clean.shape).astype(np.float32))):
+            d = tmp_path / 'bench' / 'Z1_CBSD68_s25_128' / sub
+            d.mkdir(parents=True, exist_ok=True)
+            np.save(d / f'{name}.npy', arr)
+    return tmp_path / 'bench'
+
+
+def test_variants_run_interleaved_with_seconds_and_ratios(tiny_bench, tmp_path):
+    out = tmp_path / 'out'
+    rows = bench.main(['--bench', str(tiny_bench), '--presets', 'fast,short', '--seeds', '0,1',
+                       '--variant', 'short=fill.iterations=1', '--weights', 'ours=MPI_syn_ours.pth',
+                       '--out', str(out), '--force_yml', 'fill.iterations=3', 'fill.pad_multiple=32'])
+    fast, short = rows['Z1/fast/ours'], rows['Z1/short/ours']
+    assert sorted(fast['runs']) == ['0', '1'] and short['overrides'] == ['fill.iterations=1']
+    assert all(len(r['seconds_per_image_list']) == 2 for r in fast['runs'].values())
+    # the variant's override wins over the common one: 1 step instead of 3, so a different result
+    assert fast['runs']['0']['psnr'] != short['runs']['0']['psnr']
+    md = (out / 'summary.md').read_text()
+    assert '| Z1_CBSD68_s25_128 | 200 it / beta 0.9 | ours | 0,1 |' in md
+    ratio = float(md.splitlines()[3].split('|')[-2])
+    assert ratio == pytest.approx(short['seconds_per_image'] / fast['seconds_per_image'], abs=1e-3)
+    # resumable: a second call computes nothing new and returns the same rows
+    again = bench.main(['--bench', str(tiny_bench), '--presets', 'fast,short', '--seeds', '0,1',
+                        '--variant', 'short=fill.iterations=1', '--weights', 'ours=MPI_syn_ours.pth',
+                        '--out', str(out)])
+    assert again == json.loads((out / 'summary.json').read_text()) and again['Z1/fast/ours'] == fast
+
+
+def test_unknown_preset_and_bad_variant_are_one_line_errors(tiny_bench, tmp_path):
+    with pytest.raises(SystemExit, match="--presets: unknown preset 'lean'"):
+        bench.main(['--bench', str(tiny_bench), '--presets', 'lean', '--weights', 'x=', '--out', str(tmp_path)])
+    with pytest.raises(SystemExit, match='--variant .*the name must be new'):
+        bench.main(['--bench', str(tiny_bench), '--variant', 'fast=fill.iterations=1', '--weights', 'x=',
+                    '--out', str(tmp_path)])
