@@ -1,6 +1,7 @@
 """A fresh virtual environment and a non-editable ``pip install`` of the source: the API and the ``basicsr-denoise``
 command work from another folder, with the default weights found inside the installed package and checked."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,8 @@ import pytest
 
 from _framework import REPO
 
-SHIPPED = ('MPI_syn_ours.pth', 'N2S_gauss25_color_ours.pth')
+with open(os.path.join(REPO, 'basicsr_denoise', 'weights', 'registry.json')) as _f:
+    SHIPPED = tuple(name for name, entry in json.load(_f).items() if entry['sha256'])  # every shipped checkpoint
 
 
 def _copy_source(dest):
@@ -71,7 +73,7 @@ def test_api_from_another_folder_with_mpi_and_n2s(installed):
             'a = bd.denoise(x, iterations=3, device="cpu")\n'
             'b = bd.denoise(x, method="n2s", sigma=25, device="cpu")\n'
             'print(a.dtype, a.shape, b.dtype, b.shape, int((a != x).any()), int((b != x).any()))\n'
-            'print(resolve_weights("MPI_syn_ours.pth")); print(resolve_weights("N2S_gauss25_color_ours.pth"))')
+            f'for n in {SHIPPED!r}: print(resolve_weights(n))')
     proc = subprocess.run([python, '-c', code], cwd=str(work), env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
