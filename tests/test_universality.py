@@ -126,3 +126,16 @@ def test_oracle_search_finds_the_best_sigma():
     _, best = cb.oracle(gt, gt)
     assert abs(best / 30.0 - 1) < 0.07
     assert len(calls) <= uni.ORACLE_STEPS
+
+
+def test_crop_cache_survives_a_line_cut_by_a_kill(tmp_path):
+    rec = {'row': 'gauss25', 'preset': 'fast', 'method': 'mpi_ours', 'image': 'a', 'config': 'w 2 it', 'psnr': 30.0}
+    cache = uni.CropCache(str(tmp_path), resume=False)
+    cache.add(rec)
+    with open(tmp_path / 'crops.jsonl', 'a') as f:
+        f.write('{"row": "gauss25", "pre')  # killed mid-write
+    again = uni.CropCache(str(tmp_path), resume=True)
+    assert list(again.done.values()) == [rec]
+    again.add({**rec, 'image': 'b'})  # the next record lands on its own line
+    assert len(uni.CropCache(str(tmp_path), resume=True).done) == 2
+    assert not uni.CropCache(str(tmp_path), resume=False).done and not (tmp_path / 'crops.jsonl').exists()

@@ -231,7 +231,7 @@ class Methods:
         if method.startswith('cbm3d'):
             return 'stub' if self.cbm3d.stub else f'bm3d {getattr(self.cbm3d.bm3d, "__version__", "")}'.strip()
         if method == 'n2s_ours':
-            return f'{_weights_id(self._n2s().weights)}'
+            return _weights_id(self._n2s().weights)
         den = self._mpi(preset, self._authors_file(method, row))
         return f'{_weights_id(den.weights)} {den.filler.iterations} it {den.filler.autocast or "fp32"}'
 
@@ -287,17 +287,23 @@ class CropCache:
         self.path, self.pic = osp.join(out, 'crops.jsonl'), osp.join(out, 'picture')
         self.done = {}
         if not resume:
-            for f in ([self.path] if osp.exists(self.path) else []):
-                os.remove(f)
+            if osp.exists(self.path):
+                os.remove(self.path)
             if osp.isdir(self.pic):
                 for f in os.listdir(self.pic):
                     os.remove(osp.join(self.pic, f))
         elif osp.exists(self.path):
             with open(self.path) as f:
-                for line in f:
-                    if line.strip():
-                        rec = json.loads(line)
-                        self.done[self.key(rec)] = rec
+                text = f.read()
+            lines = text.splitlines()
+            for line in lines:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill: that crop is computed again
+                    continue
+                self.done[self.key(rec)] = rec
+            if len(self.done) != len(lines) or not text.endswith('\n'):  # rewrite it clean
+                _write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.done.values()))
         os.makedirs(self.pic, exist_ok=True)
 
     @staticmethod
