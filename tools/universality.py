@@ -25,15 +25,14 @@ CBM3D comes from the ``bm3d`` package (``pip install -e '.[bench]'``). Without i
 ``--cbm3d stub``, a 3x3 box filter stands in and every CBM3D cell is marked ``stub``.
 
 Output in ``--out``: ``universality.md`` (PSNR / SSIM / seconds per image), ``universality.json``
-(every crop), ``universality.png`` (one crop per row: noisy | MPI ours | CBM3D est. | clean).
+(every crop), ``universality.png`` (one crop per row: noisy | MPI ours | CBM3D est. | clean), and
+``crops.jsonl``, the per-crop results as they come (``--resume`` reuses them).
 
-Example (the README table)::
+Example (the README table; ``--real_presets real-fast,sidd-fast`` runs both real presets on both real
+sets, ``--rows`` and ``--methods`` select a subset)::
 
-    OMP_NUM_THREADS=2 python tools/universality.py --datasets datasets \\
-        --authors ../shared/reference/mpi_official --out results/universality
-
-``--real_presets real-fast,sidd-fast`` runs both real presets on both real sets (the acceptance
-comparison of issue 11); ``--rows`` and ``--methods`` select a subset.
+    OMP_NUM_THREADS=1 python tools/universality.py --datasets datasets \\
+        --authors ../shared/reference/mpi_official --real_presets real-fast,sidd-fast --out results/universality
 """
 
 import argparse
