@@ -110,7 +110,8 @@ def read_input(path):
     return raw.astype(np.float32), 8  # float .npy: imread already refused NaN/Inf
 
 
-def _imwrite_atomic(img, path, bit_depth=8):
+def imwrite_atomic(img, path, bit_depth=8):
+    """Write an image so that ``path`` is never seen half-written (temp file in the same folder, renamed)."""
     from basicsr_denoise.utils.img_util import imwrite
     tmp = osp.join(osp.dirname(path), f'.{os.getpid()}.{osp.basename(path)}')
     imwrite(img, tmp, bit_depth=bit_depth)
@@ -151,8 +152,8 @@ def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None):
         labels = [f"noisy {rec['psnr_noisy']:.2f} dB", f"denoised {rec['psnr']:.2f} dB", 'clean']
         panels.append(gt)
         line += f", PSNR {rec['psnr_noisy']:.2f} -> {rec['psnr']:.2f} dB, SSIM {rec['ssim']:.4f}"
-    _imwrite_atomic(make_comparison(panels, labels), osp.join(outdir, f'{name}_compare.png'))
-    _imwrite_atomic(out, rec['output'], bit_depth=depth)  # last: its presence marks the image as done
+    imwrite_atomic(make_comparison(panels, labels), osp.join(outdir, f'{name}_compare.png'))
+    imwrite_atomic(out, rec['output'], bit_depth=depth)  # last: its presence marks the image as done
     return rec, line
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
+from basicsr_denoise.cli import write_json_atomic  # noqa: E402
 from basicsr_denoise.test import test_pipeline  # noqa: E402
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
@@ -135,10 +136,7 @@ def main(argv=None):
                                      ssim_mean=float(np.mean([r['ssim'] for r in runs.values()])),
                                      seconds_per_image=float(np.mean([r['seconds_per_image'] for r in runs.values()])),
                                      weights=w[1] or 'random init')
-                    tmp = summary_path + '.tmp'
-                    with open(tmp, 'w') as f:
-                        json.dump(rows, f, indent=2)
-                    os.replace(tmp, summary_path)
+                    write_json_atomic(rows, summary_path)
     text = table(rows, reference)
     with open(osp.join(args.out, 'summary.md'), 'w') as f:
         f.write(text)

@@ -47,6 +47,7 @@ import torch
 
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
+from basicsr_denoise.cli import write_json_atomic  # noqa: E402
 from basicsr_denoise.utils.errors import OptionError  # noqa: E402
 
 #: Synthetic noises: row key -> (label, noise option block). Levels follow the MPI paper's experiments.
@@ -120,10 +121,11 @@ def real_pairs(datasets, folder, n, size=CROP):
     """``n`` seeded crops of the real pairs in ``<datasets>/real/<folder>/{noisy,gt}``."""
     noisy = _list_images(osp.join(datasets, 'real', folder, 'noisy'))
     gt_dir = osp.join(datasets, 'real', folder, 'gt')
+    gt_by_stem = {osp.splitext(osp.basename(f))[0]: f for f in reversed(_list_images(gt_dir))}  # first wins
     pairs = []
     for k, i in enumerate(np.unique(np.linspace(0, len(noisy) - 1, n).round().astype(int))):
         stem = osp.splitext(osp.basename(noisy[i]))[0]
-        gt = next((osp.join(gt_dir, f) for f in sorted(os.listdir(gt_dir)) if osp.splitext(f)[0] == stem), None)
+        gt = gt_by_stem.get(stem)
         if gt is None:
             raise OptionError(f'universality: no ground truth for {noisy[i]} in {gt_dir}')
         a, b = _imread_rgb(noisy[i]), _imread_rgb(gt)
@@ -424,7 +426,8 @@ def markdown(summary, stub):
 
 def picture(rows, path):
     """One crop per row: noisy | MPI ours | CBM3D est. | clean, written atomically as PNG."""
-    from basicsr_denoise.utils.img_util import imwrite, make_comparison
+    from basicsr_denoise.cli import imwrite_atomic
+    from basicsr_denoise.utils.img_util import make_comparison
     strips = []
     for label, noisy, mpi, cbm3d, gt in rows:
         panels = [(noisy, f'{label}: noisy'), (mpi, 'MPI ours'), (cbm3d, 'CBM3D est.'), (gt, 'clean')]
@@ -432,9 +435,7 @@ def picture(rows, path):
         strips.append(make_comparison([p for p, _ in panels], [t for _, t in panels]))
     width = max(s.shape[1] for s in strips)
     strips = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=1.0) for s in strips]
-    tmp = osp.join(osp.dirname(path), f'.{os.getpid()}.{osp.basename(path)}')
-    imwrite(np.concatenate(strips, axis=0), tmp)
-    os.replace(tmp, path)
+    imwrite_atomic(np.concatenate(strips, axis=0), path)
 
 
 def _write_atomic(path, text):
@@ -483,9 +484,8 @@ def main(argv=None):
     if stub:
         table += '\n`stub`: bm3d is not installed (or `--cbm3d stub`); a 3x3 box filter stands in for CBM3D.\n'
     _write_atomic(md_path, table)
-    _write_atomic(osp.join(args.out, 'universality.json'),
-                  json.dumps({'summary': summary, 'crops': records, 'cbm3d_stub': stub,
-                              'command': ' '.join(sys.argv)}, indent=1))
+    write_json_atomic({'summary': summary, 'crops': records, 'cbm3d_stub': stub, 'command': ' '.join(sys.argv)},
+                      osp.join(args.out, 'universality.json'))
     picture(rows, osp.join(args.out, 'universality.png'))
     print(table, end='')
     return summary

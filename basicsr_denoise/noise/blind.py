@@ -76,12 +76,12 @@ def tv_charbonnier(x, eps=1e-3, rows=256):
         core = block[..., :min(rows, h - top), :]
         dw = core[..., :, 1:] - core[..., :, :-1]
         sum_w += torch.sqrt(dw * dw + e2).flatten(1).sum(1)
-    per_row = x[0].numel() // (h * w) if x.numel() else 0  # channels
+    c = x.shape[1]
     score = torch.zeros_like(sum_h)
     if h > 1 and w > 0:
-        score = score + sum_h / (per_row * (h - 1) * w)
+        score = score + sum_h / (c * (h - 1) * w)
     if w > 1 and h > 0:
-        score = score + sum_w / (per_row * h * (w - 1))
+        score = score + sum_w / (c * h * (w - 1))
     return score
 
 
