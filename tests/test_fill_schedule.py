@@ -124,7 +124,8 @@ def test_the_authors_presets_and_parity_files_stay_fp32(monkeypatch):
 @pytest.mark.parametrize('key,value', [('autocast', 'fp8'), ('autocast', 'float32'), ('channels_last', 'yes'),
                                        ('channels_last', 1), ('lr_schedule', 'step'), ('lr_min', -1.0),
                                        ('beta_schedule', 'cosine'), ('beta_end', 1.5), ('masks_per_step', 0),
-                                       ('complementary', 'yes'), ('final_passes', -1), ('large_mode', 'whole')])
+                                       ('complementary', 'yes'), ('final_passes', -1), ('large_mode', 'whole'),
+                                       ('adapt_size', 0)])
 def test_bad_values_are_one_line_errors_naming_the_key(key, value):
     with pytest.raises(OptionError) as exc:
         build_filler({key: value}, 'multchannel', source='f.yml')
@@ -273,6 +274,19 @@ def test_shared_large_mode_adapts_once_then_fills_tiles_forward_only_with_bounde
     assert train == [(1, 3, 32, 32)] * 4  # T steps on crops, whatever the number of tiles
     assert len(forward) == tiles * 5 and all(s == (1, 3, 32, 32) for s in forward)  # one tile at a time
     assert max(max(s[-2:]) for s, _ in seen) <= 32
+
+
+def test_shared_large_mode_adapts_on_crops_of_adapt_size_and_fills_whole_tiles():
+    net, seen = _tiny(), []
+    net.register_forward_pre_hook(lambda m, args: seen.append((tuple(args[0].shape), torch.is_grad_enabled())))
+    x = torch.rand(1, 3, 80, 72)
+    _shared(iterations=3, final_passes=2, adapt_size=16)(net, x, torch.Generator().manual_seed(0))
+    assert [s for s, g in seen if g] == [(1, 3, 16, 16)] * 3
+    assert {s for s, g in seen if not g} == {(1, 3, 32, 32)}
+    seen.clear()  # a crop side above the image's is cut to the image
+    _shared(iterations=2, final_passes=1, tile_size=32, adapt_size=64)(net, torch.rand(1, 3, 40, 24),
+                                                                      torch.Generator().manual_seed(0))
+    assert [s for s, g in seen if g] == [(1, 3, 40, 24)] * 2
 
 
 def test_shared_large_mode_crops_come_from_the_seeded_generator():

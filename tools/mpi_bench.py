@@ -44,11 +44,12 @@ PRESETS = {'fast': '_fast', 'full': ''}
 def run_one(bench, set_key, preset, weights, seed, out, extra):
     """One test.py run; returns its metrics dict for the set. ``preset`` is ``(name, option-file suffix,
     overrides)``: a named preset of :data:`PRESETS` or a ``--variant`` (the fast option file plus overrides)."""
-    folder = osp.join(bench, SETS[set_key])
+    folder = osp.join(bench, SETS.get(set_key, set_key))
     label, suffix, overrides = preset
-    name = f'{set_key}_{label}_{weights[0]}_s{seed}'
-    opt = osp.join(REPO, 'options', 'test', 'MPI', f'test_MPI_bench_{set_key}{suffix}.yml')
-    overrides = [f'name={name}', f'datasets.test_1.dataroot_gt={folder}/gt',
+    name = f'{osp.basename(set_key)}_{label}_{weights[0]}_s{seed}'
+    opt = osp.join(REPO, 'options', 'test', 'MPI', f"test_MPI_bench_{'Z2' if set_key == 'Z2' else 'Z1'}{suffix}.yml")
+    overrides = [f'name={name}', f'datasets.test_1.name={osp.basename(SETS.get(set_key, set_key))}',
+                 f'datasets.test_1.dataroot_gt={folder}/gt',
                  f'datasets.test_1.dataroot_lq={folder}/noisy', f'fill.seed={seed}', 'fill.progress=false',
                  f'path.pretrain_network_g={weights[1] or "~"}', 'val.save_img=false', *extra, *overrides]
     res = test_pipeline(root_path=out, argv=['-opt', opt, '--force_yml', *overrides])
@@ -77,7 +78,7 @@ def table(rows, reference):
         ref = rows.get(f'{s}/{reference}')
         ratio = f"{r['seconds_per_image'] / ref['seconds_per_image']:.3f}" if ref else '-'
         desc = {'fast': '200 it / beta 0.9', 'full': '1000 it / beta 0.99'}.get(p, p)
-        lines.append(f"| {SETS[s]} | {desc} | {w} | {','.join(sorted(r['runs']))} | {r['psnr_mean']:.3f} | "
+        lines.append(f"| {SETS.get(s, s)} | {desc} | {w} | {','.join(sorted(r['runs']))} | {r['psnr_mean']:.3f} | "
                      f"{r['psnr_std']:.3f} | {r['ssim_mean']:.4f} | {r['seconds_per_image']:.1f} | {ratio} |")
     return '\n'.join(lines) + '\n'
 
@@ -85,7 +86,9 @@ def table(rows, reference):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--bench', required=True, help='Folder holding Z1_CBSD68_s25_128/ and Z2_CBSD68_s25_256/.')
-    parser.add_argument('--sets', default='Z1', help='Comma list of Z1, Z2.')
+    parser.add_argument('--sets', default='Z1',
+                        help='Comma list of Z1, Z2 or other folders under --bench holding gt/ and noisy/ '
+                             '(make_inputs.py output, e.g. Z1 rebuilt at another sigma).')
     parser.add_argument('--presets', default='fast,full',
                         help='fast = 200 it/beta 0.9, full = 1000 it/beta 0.99, or names given by --variant.')
     parser.add_argument('--variant', action='append', default=[], metavar='NAME=KEY=VALUE;...',
@@ -111,6 +114,10 @@ def main(argv=None):
         else:
             raise SystemExit(f'error: --presets: unknown preset {p!r} (fast, full or a --variant name)')
     reference = args.reference or f'fast/{weights[0][0]}'
+    for set_key in args.sets.split(','):
+        folder = osp.join(args.bench, SETS.get(set_key, set_key))
+        if '/' in set_key or not (osp.isdir(osp.join(folder, 'gt')) and osp.isdir(osp.join(folder, 'noisy'))):
+            raise SystemExit(f'error: --sets: {set_key!r} is not a folder of --bench holding gt/ and noisy/ ({folder})')
     os.makedirs(args.out, exist_ok=True)
     summary_path = osp.join(args.out, 'summary.json')
     rows = json.load(open(summary_path)) if osp.exists(summary_path) else {}
@@ -120,7 +127,7 @@ def main(argv=None):
         for set_key in args.sets.split(','):
             for preset in presets:
                 for w in weights:
-                    key = f'{set_key}/{preset[0]}/{w[0]}'
+                    key = f'{set_key}/{preset[0]}/{w[0]}'  # set_key: no '/' (a folder name under --bench)
                     runs = rows.setdefault(key, {'runs': {}})['runs']
                     if preset[2]:
                         rows[key]['overrides'] = preset[2]

@@ -33,7 +33,8 @@ FILL_SCHEMA = {
     'iterations': int, 'lr': float, 'beta': float, 'mask_ratio': list, 'patch_size': int, 'shuffle': int,
     'bn_mode': str, 'tile_size': int, 'tile_overlap': int, 'pad_multiple': int, 'seed': int, 'autocast': str,
     'channels_last': (bool, str), 'progress': bool, 'lr_schedule': str, 'lr_min': float, 'beta_schedule': str,
-    'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int, 'large_mode': str
+    'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int, 'large_mode': str,
+    'adapt_size': int
 }
 BN_MODES = ('train', 'eval')
 #: ``fill.autocast`` values; None and ``'fp32'`` both mean float32, ``'auto'`` asks :func:`fast_precision`.
@@ -162,6 +163,9 @@ class IterativeFiller:
             mean of the predictions made while it was hidden, and the overlaps are averaged. The
             cost is ``T`` training steps plus tiles x passes forward passes, and memory is one tile.
             Default: ``'tiles'``.
+        adapt_size (int | None): Side of the random crops that ``large_mode: shared`` adapts on. A training
+            step costs about 3x a forward pass and holds all activations, so crops smaller than the tile
+            make the adaptation cheaper and its memory smaller. Default: None (``tile_size``).
 
     Note:
         The authors crop CBSD68 images to a multiple of 32 before filling; this filler
@@ -173,7 +177,7 @@ class IterativeFiller:
     def __init__(self, sampler, iterations=200, lr=2e-3, beta=0.9, shuffle=1, bn_mode='train', tile_size=None,
                  tile_overlap=64, pad_multiple=32, autocast=None, channels_last=False, show_progress=True,
                  lr_schedule='constant', lr_min=0.0, beta_schedule='constant', beta_end=None, masks_per_step=1,
-                 complementary=False, final_passes=0, large_mode='tiles'):
+                 complementary=False, final_passes=0, large_mode='tiles', adapt_size=None):
         if bn_mode not in BN_MODES:
             raise OptionError(f"bn_mode: must be 'train' or 'eval', got {bn_mode!r}")
         if autocast not in FILL_AUTOCAST:
@@ -191,6 +195,7 @@ class IterativeFiller:
         self.beta_end = None if beta_end is None else _fraction('beta_end', beta_end)
         self.masks_per_step = _int_at_least('masks_per_step', masks_per_step, 1)
         self.final_passes = _int_at_least('final_passes', final_passes, 0)
+        self.adapt_size = None if adapt_size is None else _int_at_least('adapt_size', adapt_size, 1)
         if not isinstance(complementary, bool):
             raise OptionError(f'complementary: must be true or false, got {complementary!r}')
         if complementary:
@@ -362,7 +367,7 @@ class IterativeFiller:
         """``large_mode: shared`` for ``x`` (``(B, C, H, W)``, larger than ``tile_size``): see the class doc."""
         tile, device = self.tile_size, x.device
         h, w = x.shape[-2:]
-        th, tw = min(h, tile), min(w, tile)
+        th, tw = min(h, self.adapt_size or tile), min(w, self.adapt_size or tile)
         min_size = getattr(template, 'min_size', 0)
         net, optimizer, scaler = self._fresh_net(template, device)
         channels_last = self.precision(device)[1]
@@ -478,7 +483,8 @@ def build_filler(fill_opt, mask_mode, source=None):
                                beta_schedule=_or(f.get('beta_schedule'), 'constant'), beta_end=f.get('beta_end'),
                                masks_per_step=_or(f.get('masks_per_step'), 1),
                                complementary=_or(f.get('complementary'), False),
-                               final_passes=_or(f.get('final_passes'), 0), large_mode=_or(f.get('large_mode'), 'tiles'))
+                               final_passes=_or(f.get('final_passes'), 0), large_mode=_or(f.get('large_mode'), 'tiles'),
+                               adapt_size=f.get('adapt_size'))
     except OptionError as exc:
         key = str(exc).replace('ratio:', 'mask_ratio:', 1) if str(exc).startswith('ratio:') else str(exc)
         raise OptionError(f"{source + ': ' if source else ''}fill.{key}") from None
