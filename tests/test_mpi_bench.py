@@ -2,6 +2,9 @@
 
 import json
 
+import shutil
+
+import cv2
 import numpy as np
 import pytest
 
@@ -37,6 +40,8 @@ def test_variants_run_interleaved_with_seconds_and_ratios(tiny_bench, tmp_path):
     assert '| Z1_CBSD68_s25_128 | 200 it / beta 0.9 | ours | 0,1 |' in md
     ratio = float(md.splitlines()[3].split('|')[-2])
     assert ratio == pytest.approx(short['seconds_per_image'] / fast['seconds_per_image'], abs=1e-3)
+    img = cv2.imread(str(out / 'frontier_Z1.png'))
+    assert img is not None and img.shape[2] == 3 and (img < 250).any()  # drawn, not blank
     # resumable: a second call computes nothing new and returns the same rows
     again = bench.main(['--bench', str(tiny_bench), '--presets', 'fast,short', '--seeds', '0,1',
                         '--variant', 'short=fill.iterations=1', '--weights', 'ours=MPI_syn_ours.pth',
@@ -50,3 +55,14 @@ def test_unknown_preset_and_bad_variant_are_one_line_errors(tiny_bench, tmp_path
     with pytest.raises(SystemExit, match='--variant .*the name must be new'):
         bench.main(['--bench', str(tiny_bench), '--variant', 'fast=fill.iterations=1', '--weights', 'x=',
                     '--out', str(tmp_path)])
+
+
+def test_any_gt_noisy_folder_is_a_set_and_a_missing_one_is_an_error(tiny_bench, tmp_path):
+    shutil.copytree(tiny_bench / 'Z1_CBSD68_s25_128', tiny_bench / 'D1_s50')
+    rows = bench.main(['--bench', str(tiny_bench), '--sets', 'D1_s50', '--presets', 'fast', '--seeds', '0',
+                       '--weights', 'r=', '--out', str(tmp_path / 'o'), '--force_yml', 'fill.iterations=1',
+                       'fill.pad_multiple=32'])
+    assert list(rows) == ['D1_s50/fast/r'] and len(rows['D1_s50/fast/r']['runs']['0']['psnr_per_image']) == 2
+    assert '| D1_s50 | 200 it / beta 0.9 | r |' in (tmp_path / 'o' / 'summary.md').read_text()
+    with pytest.raises(SystemExit, match=r"--sets: 'Q9' is not a folder of --bench holding gt/ and noisy/"):
+        bench.main(['--bench', str(tiny_bench), '--sets', 'Q9', '--weights', 'r=', '--out', str(tmp_path)])

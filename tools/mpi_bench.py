@@ -19,7 +19,8 @@ Examples::
         --weights authors=... ours=MPI_syn_ours.pth --reference fast/authors --out results/schedule
 
 Each run's own ``metrics.json`` stays under ``<out>/runs/``; the summary is ``<out>/summary.{md,json}``
-(PSNR mean and std over the mask seeds, seconds per image, and its ratio to ``--reference``). The runs go
+(PSNR mean and std over the mask seeds, seconds per image, and its ratio to ``--reference``), and
+``<out>/frontier_<set>.png`` plots PSNR against that ratio, one line per weights. The runs go
 seed by seed, so the presets are interleaved in time. Set ``OMP_NUM_THREADS`` to control the threads.
 """
 
@@ -81,6 +82,27 @@ def table(rows, reference):
         lines.append(f"| {SETS.get(s, s)} | {desc} | {w} | {','.join(sorted(r['runs']))} | {r['psnr_mean']:.3f} | "
                      f"{r['psnr_std']:.3f} | {r['ssim_mean']:.4f} | {r['seconds_per_image']:.1f} | {ratio} |")
     return '\n'.join(lines) + '\n'
+
+
+def frontier(rows, out, reference):
+    """``frontier_<set>.png``: PSNR against the time ratio to ``reference`` (log scale), one line per weights,
+    one labelled point per preset, in order of time. Returns the files written."""
+    from basicsr_denoise.utils.plot import line_plot
+    paths = []
+    for set_key in dict.fromkeys(k.split('/')[0] for k in rows):
+        ref = rows.get(f'{set_key}/{reference}')
+        if not ref:
+            continue
+        series = {}
+        for key, r in rows.items():
+            s, p, w = key.split('/')
+            if s == set_key:
+                series.setdefault(w, []).append((r['seconds_per_image'] / ref['seconds_per_image'], r['psnr_mean'], p))
+        path = osp.join(out, f'frontier_{set_key}.png')
+        line_plot({w: sorted(v) for w, v in series.items()}, path,
+                  f'time / {reference} ({SETS.get(set_key, set_key)})', 'PSNR (dB)', logx=True)
+        paths.append(path)
+    return paths
 
 
 def main(argv=None):
@@ -147,6 +169,7 @@ def main(argv=None):
     text = table(rows, reference)
     with open(osp.join(args.out, 'summary.md'), 'w') as f:
         f.write(text)
+    frontier(rows, args.out, reference)
     print(text, end='')
     return rows
 

@@ -112,51 +112,8 @@ def _series(rows, metric):
 
 def plot_cv2(rows, path, metric='psnr', size=(640, 420)):
     """Draw ``metric`` against iterations with OpenCV (no matplotlib needed)."""
-    import cv2
-    series = _series(rows, metric)
-    w, h = size
-    left, right, top, bottom = 70, 20, 30, 50
-    img = np.full((h, w, 3), 255, np.uint8)
-    pts = [p for s in series.values() for p in s]
-    if not pts:
-        cv2.imwrite(path, img)
-        return
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    pad = max((y1 - y0) * 0.1, 0.05)
-    y0, y1 = y0 - pad, y1 + pad
-
-    def to_px(x, y):
-        return (int(round(left + (x - x0) / (x1 - x0) * (w - left - right))),
-                int(round(h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom))))
-
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    black, grey = (0, 0, 0), (200, 200, 200)
-    for i in range(5):  # grid and tick labels
-        yv = y0 + (y1 - y0) * i / 4
-        _, py = to_px(x0, yv)
-        cv2.line(img, (left, py), (w - right, py), grey, 1)
-        cv2.putText(img, f'{yv:.2f}', (5, py + 4), font, 0.4, black, 1, cv2.LINE_AA)
-        xv = x0 + (x1 - x0) * i / 4
-        px, _ = to_px(xv, y0)
-        cv2.line(img, (px, top), (px, h - bottom), grey, 1)
-        cv2.putText(img, f'{xv:.0f}', (px - 15, h - bottom + 18), font, 0.4, black, 1, cv2.LINE_AA)
-    cv2.rectangle(img, (left, top), (w - right, h - bottom), black, 1)
-    cv2.putText(img, 'iteration', (w // 2 - 30, h - 10), font, 0.5, black, 1, cv2.LINE_AA)
-    cv2.putText(img, metric, (5, 18), font, 0.5, black, 1, cv2.LINE_AA)
-    colours = [(200, 80, 0), (0, 120, 255), (40, 160, 40), (0, 0, 200), (150, 0, 150)]  # BGR
-    for k, (name, pts) in enumerate(series.items()):
-        col = colours[k % len(colours)]
-        px = [to_px(x, y) for x, y in pts]
-        for a, b in zip(px[:-1], px[1:]):
-            cv2.line(img, a, b, col, 2, cv2.LINE_AA)
-        for p in px:
-            cv2.circle(img, p, 3, col, -1, cv2.LINE_AA)
-        cv2.putText(img, name, (left + 10, top + 18 + 16 * k), font, 0.45, col, 1, cv2.LINE_AA)
-    cv2.imwrite(path, img)
+    from basicsr_denoise.utils.plot import line_plot
+    line_plot(_series(rows, metric), path, 'iteration', metric, size=size)
 
 
 def plot(rows, path, metric='psnr'):
