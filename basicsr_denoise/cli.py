@@ -39,7 +39,7 @@ if __package__ in (None, ''):  # run as a script (torchrun basicsr_denoise/cli.p
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from basicsr_denoise.presets import MPI_PRESETS  # noqa: E402
+from basicsr_denoise.presets import DEFAULT_PRESET, MPI_PRESETS  # noqa: E402
 from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError, OptionError, exit_on_user_error  # noqa: E402
 
 METRICS = 'metrics.json'
@@ -217,7 +217,7 @@ class MetricsWriter:
         return result
 
 
-def denoise_files(files, outdir, *, method='mpi', preset='fast', weights=None, network_g=None, device='auto',
+def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights=None, network_g=None, device='auto',
                   gt_dir=None, seed=0, iterations=None, beta=None, sigma=None, tile=None, skip_existing=False):
     """Denoise ``files`` into ``outdir`` (every keyword as the command-line flag of the same name).
 
@@ -296,7 +296,8 @@ def build_parser():
     parser.add_argument('-o', '--output', required=True, help='Output folder.')
     parser.add_argument('--method', default='mpi', choices=['mpi', 'n2s'],
                         help='mpi: zero-shot masked filling (default); n2s: Noise2Score, Gaussian noise.')
-    parser.add_argument('--preset', default='fast', choices=MPI_PRESETS, help='MPI preset. Default: fast.')
+    parser.add_argument('--preset', default=DEFAULT_PRESET, choices=MPI_PRESETS,
+                        help=f'MPI preset. Default: {DEFAULT_PRESET}.')
     parser.add_argument('--sigma', type=float, default=None,
                         help='n2s: the known Gaussian sigma (0-255); default: estimated per image.')
     parser.add_argument('--weights', default=None, help="Checkpoint; default: the project's own.")

@@ -22,6 +22,7 @@ import os.path as osp
 import numpy as np
 import torch
 
+from basicsr_denoise.presets import DEFAULT_PRESET
 from basicsr_denoise.utils.dist import bare, resolve_device
 from basicsr_denoise.utils.errors import CheckpointError, DataError, OptionError
 from basicsr_denoise.utils.options import Block, validate
@@ -209,7 +210,7 @@ class MPIDenoiser(Denoiser):
         self.weights = weights
 
     @classmethod
-    def from_pretrained(cls, preset='fast', weights=None, network_g=None, fill=None, device='auto', seed=None):
+    def from_pretrained(cls, preset=DEFAULT_PRESET, weights=None, network_g=None, fill=None, device='auto', seed=None):
         """Build from a preset and/or a checkpoint.
 
         Args:
@@ -425,7 +426,7 @@ class N2SDenoiser(Denoiser):
 
 
 # ------------------------------------------------------------------------------------------- public API
-def load_denoiser(method='mpi', preset='fast', weights=None, device='auto', seed=0, sigma=None, network_g=None,
+def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='auto', seed=0, sigma=None, network_g=None,
                   iterations=None, beta=None, tile=None, progress=False):
     """A denoiser to build once and call on many images.
 
@@ -465,7 +466,7 @@ def load_denoiser(method='mpi', preset='fast', weights=None, device='auto', seed
     raise OptionError(f"method: unknown method '{method}' (known: mpi, n2s)")
 
 
-def denoise(image, method='mpi', preset='fast', weights=None, device='auto', seed=0, sigma=None, name='image',
+def denoise(image, method='mpi', preset=DEFAULT_PRESET, weights=None, device='auto', seed=0, sigma=None, name='image',
             **options):
     """Denoise one image: NumPy array or tensor in, the same type, dtype, layout and range out.
 

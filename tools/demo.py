@@ -23,6 +23,7 @@ import numpy as np
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 from basicsr_denoise.cli import denoise_files  # noqa: E402
+from basicsr_denoise.presets import DEFAULT_PRESET  # noqa: E402
 from basicsr_denoise.utils.errors import exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.img_util import imread, imwrite, is_image_file  # noqa: E402
 
@@ -49,7 +50,7 @@ def main(argv=None):
     parser.add_argument('--out', default=osp.join(REPO, 'results', 'demo'))
     parser.add_argument('--sigma', type=float, default=25.0)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--preset', default='fast')
+    parser.add_argument('--preset', default=DEFAULT_PRESET)
     parser.add_argument('--weights', default=None)
     parser.add_argument('--iterations', type=int, default=None, help="Override the preset's number of steps.")
     args = parser.parse_args(argv)

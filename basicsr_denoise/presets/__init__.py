@@ -19,6 +19,8 @@ import os.path as osp
 PRESET_DIR = osp.dirname(osp.abspath(__file__))
 #: The MPI presets of ``--preset`` / ``preset=``.
 MPI_PRESETS = ('gauss', 'fast', 'real', 'real-fast', 'sidd', 'sidd-fast')
+#: The preset of ``denoise``, ``basicsr-denoise`` and ``make demo`` when none is named.
+DEFAULT_PRESET = 'fast'
 
 
 def preset_file(name):
@@ -41,4 +43,4 @@ def load_preset(name):
     return load_yaml(path)
 
 
-__all__ = ['MPI_PRESETS', 'load_preset', 'preset_file']
+__all__ = ['DEFAULT_PRESET', 'MPI_PRESETS', 'load_preset', 'preset_file']
