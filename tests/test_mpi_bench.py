@@ -66,3 +66,20 @@ def test_any_gt_noisy_folder_is_a_set_and_a_missing_one_is_an_error(tiny_bench, 
     assert '| D1_s50 | 200 it / beta 0.9 | r |' in (tmp_path / 'o' / 'summary.md').read_text()
     with pytest.raises(SystemExit, match=r"--sets: 'Q9' is not a folder of --bench holding gt/ and noisy/"):
         bench.main(['--bench', str(tiny_bench), '--sets', 'Q9', '--weights', 'r=', '--out', str(tmp_path)])
+
+
+def test_make_bench_noise_renoises_the_clean_crops_repeatably(tiny_bench, tmp_path, capsys):
+    tool = load_tool('make_bench_noise')
+    src = tiny_bench / 'Z1_CBSD68_s25_128'
+    for dst in ('p1', 'p2'):
+        assert tool.main([str(src), str(tmp_path / dst), '{type: Poisson, eta: 0.01}']) == 2
+    for name in ('a.npy', 'b.npy'):
+        gt = np.load(src / 'gt' / name)
+        noisy = np.load(tmp_path / 'p1' / 'noisy' / name)
+        assert np.array_equal(np.load(tmp_path / 'p1' / 'gt' / name), gt) and noisy.dtype == np.float32
+        assert np.array_equal(noisy, np.load(tmp_path / 'p2' / 'noisy' / name))  # seeded per image
+        resid = noisy - gt
+        assert abs(resid.mean()) < 0.01 and 0.3 < resid.var() / (0.01 * gt.mean()) < 3  # variance eta * x
+    with pytest.raises(SystemExit):
+        tool.main([str(src), str(tmp_path / 'p3'), '{type: Poisson}'])
+    assert capsys.readouterr().err.strip() == 'error: noise.eta: required by Poisson, missing'

@@ -67,6 +67,15 @@ def test_build_checks_keyword_arguments():
         reg.build({'num_feat': 8}, key='network_g')
     check_kwargs(lambda **kw: None, {'anything': 1})  # **kwargs accepts all
 
+    @reg.register()
+    class Needs:
+        def __init__(self, level, data, scale=1):
+            self.level, self.data = level, data
+
+    with pytest.raises(OptionError, match=r'^opt.yml: noise.level: required by Needs, missing$'):
+        reg.build({'type': 'Needs'}, key='noise', source='opt.yml', data=1)
+    assert reg.build({'type': 'Needs', 'level': 2}, data=3).data == 3  # given by the code: not missing
+
 
 def test_real_registries_discover_lazily():
     # a fresh interpreter: importing the package imports no arch module

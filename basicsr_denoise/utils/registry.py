@@ -129,6 +129,12 @@ class Registry:
         kwargs = {k: v for k, v in opt.items() if k != 'type'}
         cls = self.get(opt['type'], key=key, source=source)
         check_kwargs(cls, kwargs, key=key, source=source)
+        params = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls).parameters
+        for n, p in params.items():  # a required keyword nobody gives: one line, not a TypeError
+            if (n != 'self' and p.default is inspect.Parameter.empty and n not in kwargs and n not in extra
+                    and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)):
+                where = ''.join([f'{source}: ' if source else '', f'{key}.' if key else ''])
+                raise OptionError(f'{where}{n}: required by {opt["type"]}, missing')
         try:
             return cls(**kwargs, **extra)
         except OptionError as exc:  # say which block of which file the class complained about
