@@ -244,6 +244,14 @@ def test_final_passes_are_forward_only_in_the_same_bn_mode_and_update_the_ensemb
     assert [c['training'] for c in _Spy.log] == [False, False]
 
 
+def test_a_frozen_template_is_fine_tuned_and_left_frozen():
+    net, x = _tiny(), torch.rand(1, 3, 16, 16)
+    moving = _filler(iterations=3, lr=1e-2)(net, x, torch.Generator().manual_seed(0))
+    net.requires_grad_(False)  # e.g. a training run's EMA copy
+    frozen = _filler(iterations=3, lr=1e-2)(net, x, torch.Generator().manual_seed(0))
+    assert torch.equal(moving, frozen) and not any(p.requires_grad for p in net.parameters())
+
+
 # ------------------------------------------------------------------------------------------ large images
 def _shared(**kw):
     kw = {'iterations': 3, 'tile_size': 32, 'tile_overlap': 8, 'pad_multiple': 8, 'large_mode': 'shared', **kw}

@@ -70,9 +70,11 @@ def test_torchrun_pretraining_resumes_and_counts_corrupt_files(tmp_path):
 def test_validation_reports_masked_psnr_and_zero_shot_check(tmp_path):
     data = _images(str(tmp_path / 'data'), corrupt=False)
     env = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1'}
+    # with an EMA, validation fills with the frozen EMA copy: the filler must still fine-tune it
     ov = _overrides(data, 2, val=True) + ['datasets.val_2={type: SyntheticNoisyDataset, name: noisy, '
                                           f'dataroot_gt: {data}/a, noise: {{type: Gaussian, sigma: 25}}}}',
-                                          'val.fill.iterations=2', 'datasets.train.num_worker_per_gpu=0']
+                                          'val.fill.iterations=2', 'datasets.train.num_worker_per_gpu=0',
+                                          'train.ema_decay=0.9']
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'basicsr_denoise', 'train.py'), '-opt', OPT,
                            '--force_yml', *ov], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                           timeout=300)

@@ -252,6 +252,7 @@ class IterativeFiller:
         """A copy of ``template`` in ``bn_mode``, channels-last when asked, with its Adam and scaler."""
         autocast, channels_last = self.precision(device)
         net = copy.deepcopy(template)
+        net.requires_grad_(True)  # a frozen template (e.g. an EMA copy) is still fine-tuned, every weight
         net.train(self.bn_mode == 'train')
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
