@@ -83,3 +83,17 @@ def test_make_bench_noise_renoises_the_clean_crops_repeatably(tiny_bench, tmp_pa
     with pytest.raises(SystemExit):
         tool.main([str(src), str(tmp_path / 'p3'), '{type: Poisson}'])
     assert capsys.readouterr().err.strip() == 'error: noise.eta: required by Poisson, missing'
+
+
+def test_make_bench_noise_takes_whole_images_by_position(tmp_path):
+    from basicsr_denoise.utils.img_util import imwrite
+    tool = load_tool('make_bench_noise')
+    rng = np.random.default_rng(1)
+    for i, shape in enumerate([(20, 30, 3), (30, 20, 3), (24, 24)]):
+        imwrite((rng.random(shape) * 255).astype(np.uint8), str(tmp_path / f'img{i}.png'))
+    assert tool.main([str(tmp_path), str(tmp_path / 'set'), '{type: Gaussian, sigma: 25}', '--indices', '1,2,7']) == 2
+    assert sorted(p.name for p in (tmp_path / 'set' / 'noisy').iterdir()) == ['img1.npy', 'img2.npy']
+    gray = np.load(tmp_path / 'set' / 'gt' / 'img2.npy')
+    assert gray.shape == (24, 24, 3) and np.array_equal(gray[..., 0], gray[..., 2])  # gray -> three channels
+    resid = np.load(tmp_path / 'set' / 'noisy' / 'img1.npy') - np.load(tmp_path / 'set' / 'gt' / 'img1.npy')
+    assert resid.shape == (30, 20, 3) and 20 < resid.std() * 255 < 30
