@@ -1,7 +1,9 @@
 """MPI filling options of issue #10: automatic precision, the lr/beta schedules, several and complementary
 masks per step, forward-only final passes and the shared-weights path for large images."""
 
+import glob
 import math
+import os
 
 import pytest
 import torch
@@ -105,20 +107,32 @@ def test_auto_on_a_bf16_machine_picks_bf16_and_channels_last(monkeypatch):
 
 
 def test_the_authors_presets_and_parity_files_stay_fp32(monkeypatch):
-    import glob
-    import os
-
     from _framework import REPO
-    from basicsr_denoise.presets import MPI_PRESETS, load_preset
+    from basicsr_denoise.presets import AUTHORS_PRESETS, load_preset
     from basicsr_denoise.utils.options import load_yaml
     monkeypatch.setattr(hardware, 'fast_precision', lambda device: ('bf16', True))
     parity = glob.glob(os.path.join(REPO, 'options', 'test', 'MPI', 'test_MPI_syn_gauss25*.yml'))
     parity += glob.glob(os.path.join(REPO, 'options', 'test', 'MPI', 'test_MPI_bench_*.yml'))
+    parity = [p for p in parity if not p.endswith('_quick.yml')]
     assert len(parity) >= 8
-    blocks = [load_preset(p)['fill'] for p in MPI_PRESETS] + [load_yaml(p)['fill'] for p in parity]
+    blocks = [load_preset(p)['fill'] for p in AUTHORS_PRESETS] + [load_yaml(p)['fill'] for p in parity]
     for fill in blocks:
         assert fill['autocast'] == 'fp32' and fill['channels_last'] is False
         assert build_filler(fill, 'multchannel').precision(torch.device('cpu')) == (None, False)
+
+
+def test_the_default_preset_is_quick_and_takes_the_fast_precision_only_where_native(monkeypatch):
+    from _framework import REPO
+    from basicsr_denoise.presets import DEFAULT_PRESET, load_preset
+    from basicsr_denoise.utils.options import load_yaml
+    assert DEFAULT_PRESET == 'quick'
+    fill = load_preset('quick')['fill']
+    assert load_yaml(os.path.join(REPO, 'options', 'test', 'MPI', 'test_MPI_syn_gauss25_quick.yml'))['fill'] == fill
+    filler = build_filler(fill, 'multchannel')
+    assert filler.complementary and filler.large_mode == 'shared' and filler.iterations < 200
+    for native in (('bf16', True), (None, False)):
+        monkeypatch.setattr(hardware, 'fast_precision', lambda device, native=native: native)
+        assert filler.precision(torch.device('cpu')) == native
 
 
 @pytest.mark.parametrize('key,value', [('autocast', 'fp8'), ('autocast', 'float32'), ('channels_last', 'yes'),

@@ -39,7 +39,7 @@ from basicsr_denoise.test import test_pipeline  # noqa: E402
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 SETS = {'Z1': 'Z1_CBSD68_s25_128', 'Z2': 'Z2_CBSD68_s25_256'}
-PRESETS = {'fast': '_fast', 'full': ''}
+PRESETS = {'fast': '_fast', 'full': '', 'quick': '_quick'}
 
 
 def run_one(bench, set_key, preset, weights, seed, out, extra):
@@ -78,7 +78,7 @@ def table(rows, reference):
         s, p, w = key.split('/')
         ref = rows.get(f'{s}/{reference}')
         ratio = f"{r['seconds_per_image'] / ref['seconds_per_image']:.3f}" if ref else '-'
-        desc = {'fast': '200 it / beta 0.9', 'full': '1000 it / beta 0.99'}.get(p, p)
+        desc = {'fast': '200 it / beta 0.9', 'full': '1000 it / beta 0.99', 'quick': 'quick (75 it)'}.get(p, p)
         lines.append(f"| {SETS.get(s, s)} | {desc} | {w} | {','.join(sorted(r['runs']))} | {r['psnr_mean']:.3f} | "
                      f"{r['psnr_std']:.3f} | {r['ssim_mean']:.4f} | {r['seconds_per_image']:.1f} | {ratio} |")
     return '\n'.join(lines) + '\n'
@@ -112,7 +112,8 @@ def main(argv=None):
                         help='Comma list of Z1, Z2 or other folders under --bench holding gt/ and noisy/ '
                              '(make_inputs.py output, e.g. Z1 rebuilt at another sigma).')
     parser.add_argument('--presets', default='fast,full',
-                        help='fast = 200 it/beta 0.9, full = 1000 it/beta 0.99, or names given by --variant.')
+                        help='fast = 200 it/beta 0.9, full = 1000 it/beta 0.99, quick = the default preset, or names '
+                             'given by --variant.')
     parser.add_argument('--variant', action='append', default=[], metavar='NAME=KEY=VALUE;...',
                         help="A schedule to compare: the fast option file with these overrides, e.g. "
                              "'lean=fill.iterations=100;fill.autocast=bf16'. Name it in --presets.")
