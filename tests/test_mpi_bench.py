@@ -59,9 +59,9 @@ def test_unknown_preset_and_bad_variant_are_one_line_errors(tiny_bench, tmp_path
 
 def test_any_gt_noisy_folder_is_a_set_and_a_missing_one_is_an_error(tiny_bench, tmp_path):
     shutil.copytree(tiny_bench / 'Z1_CBSD68_s25_128', tiny_bench / 'D1_s50')
-    rows = bench.main(['--bench', str(tiny_bench), '--sets', 'D1_s50', '--presets', 'fast', '--seeds', '0',
-                       '--weights', 'r=', '--out', str(tmp_path / 'o'), '--force_yml', 'fill.iterations=1',
-                       'fill.pad_multiple=32'])
+    rows = bench.main(['--bench', str(tiny_bench), '--sets', 'D1_s50', '--presets', 'fast,quick', '--seeds', '0',
+                       '--weights', 'r=', 's=', '--skip', 'fast/s,quick/r,quick/s', '--out', str(tmp_path / 'o'),
+                       '--force_yml', 'fill.iterations=1', 'fill.pad_multiple=32'])
     assert list(rows) == ['D1_s50/fast/r'] and len(rows['D1_s50/fast/r']['runs']['0']['psnr_per_image']) == 2
     assert '| D1_s50 | 200 it / beta 0.9 | r |' in (tmp_path / 'o' / 'summary.md').read_text()
     with pytest.raises(SystemExit, match=r"--sets: 'Q9' is not a folder of --bench holding gt/ and noisy/"):

@@ -123,6 +123,8 @@ def main(argv=None):
     parser.add_argument('--reference', default=None,
                         help='PRESET/LABEL whose seconds per image the others are divided by (per set). '
                              'Default: fast/<first weights label>.')
+    parser.add_argument('--skip', default='', help='Comma list of PRESET/LABEL pairs not to run (e.g. fast/ours when '
+                                                   'only the reference needs the slow preset).')
     parser.add_argument('--out', default='results/mpi_bench', help='Output folder.')
     parser.add_argument('--force_yml', nargs='*', default=[], help='Extra overrides for every run.')
     args = parser.parse_args(argv)
@@ -137,6 +139,7 @@ def main(argv=None):
         else:
             raise SystemExit(f'error: --presets: unknown preset {p!r} (fast, full or a --variant name)')
     reference = args.reference or f'fast/{weights[0][0]}'
+    skip = {s for s in args.skip.split(',') if s}
     for set_key in args.sets.split(','):
         folder = osp.join(args.bench, SETS.get(set_key, set_key))
         if '/' in set_key or not (osp.isdir(osp.join(folder, 'gt')) and osp.isdir(osp.join(folder, 'noisy'))):
@@ -150,6 +153,8 @@ def main(argv=None):
         for set_key in args.sets.split(','):
             for preset in presets:
                 for w in weights:
+                    if f'{preset[0]}/{w[0]}' in skip:
+                        continue
                     key = f'{set_key}/{preset[0]}/{w[0]}'  # set_key: no '/' (a folder name under --bench)
                     runs = rows.setdefault(key, {'runs': {}})['runs']
                     if preset[2]:
