@@ -311,6 +311,32 @@ def test_shared_large_mode_adapts_on_crops_of_adapt_size_and_fills_whole_tiles()
     assert [s for s, g in seen if g] == [(1, 3, 40, 24)] * 2
 
 
+def test_snapshot_steps_spread_over_the_memory_of_the_running_ensemble():
+    f = _filler(iterations=75, beta=0.9)  # 30 % hidden: a pixel's weight decays by 0.97 a step, ~33 steps
+    steps = f.snapshot_steps(16)
+    assert len(steps) == 16 == len(set(steps)) and steps[-1] == 74 and 74 - 34 <= steps[0] <= 74 - 30
+    assert _filler(iterations=5, beta=0.9).snapshot_steps(16) == [0, 1, 2, 3, 4]  # a short run: every step
+    long = _filler(ratio=(90, 90), mode='singlechannel', iterations=800, beta=0.99).snapshot_steps(8)
+    assert long[-1] == 799 and 799 - 111 < long[0] <= 799 - 111 * 7 // 8  # 1 / (0.9 * 0.01) = 111 steps
+
+
+def test_shared_forward_passes_cycle_through_snapshots_of_the_last_steps():
+    net, seen = _tiny(), []
+    net.register_forward_pre_hook(  # deep copies keep the hook: log each call's weights
+        lambda m, args: seen.append((torch.is_grad_enabled(), sum(float(p.detach().sum()) for p in m.parameters()))))
+    f = _shared(iterations=6, final_passes=4, lr=1e-2)
+    f(net, torch.rand(1, 3, 80, 72), torch.Generator().manual_seed(0))
+    train = [w for g, w in seen if g]
+    forward = [w for g, w in seen if not g]
+    steps = f.snapshot_steps(4)
+    assert len(steps) == 4 and steps[-1] == 5
+    tiles = len(tile_boxes(80, 32, 8)) * len(tile_boxes(72, 32, 8))
+    assert len(forward) == 4 * tiles and forward == forward[:4] * tiles  # every tile: the same 4 states
+    assert len(set(forward[:4])) == 4  # four different states of the adapted copy
+    for i, s in enumerate(steps[:-1]):  # the state after step s is the one step s + 1 trained
+        assert forward[i] == pytest.approx(train[s + 1], rel=1e-6)
+
+
 def test_shared_large_mode_crops_come_from_the_seeded_generator():
     x = torch.arange(64 * 64, dtype=torch.float32).view(1, 1, 64, 64).expand(1, 3, 64, 64).contiguous()
     picks = []

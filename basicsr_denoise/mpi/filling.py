@@ -157,9 +157,10 @@ class IterativeFiller:
             authors): each tile is filled from fresh weights for ``T`` steps and the overlaps are
             averaged, so the cost is tiles x ``T`` training steps. ``'shared'``: one copy of the
             weights is adapted for ``T`` steps on random ``tile_size`` crops of the whole image
-            (positions from the generator; no ensemble), then every tile gets ``final_passes``
-            (:data:`SHARED_PASSES` when 0) forward-only passes of complementary masks, raised if
-            needed until every pixel has been hidden once; a tile's estimate is, at each pixel, the
+            (positions from the generator; no ensemble), keeping snapshots of it over the last steps
+            (:meth:`snapshot_steps`), then every tile gets ``final_passes`` (:data:`SHARED_PASSES`
+            when 0) forward-only passes of complementary masks, each pass with the next snapshot, raised
+            if needed until every pixel has been hidden once; a tile's estimate is, at each pixel, the
             mean of the predictions made while it was hidden, and the overlaps are averaged. The
             cost is ``T`` training steps plus tiles x passes forward passes, and memory is one tile.
             Default: ``'tiles'``.
@@ -345,17 +346,21 @@ class IterativeFiller:
         of the predictions made while it was hidden, over ``passes`` passes of ``K`` complementary masks
         (more passes if needed, until every pixel has been hidden once).
 
+        Args:
+            net (nn.Module | list): The network, or several (snapshots): pass ``i`` uses ``net[i % len(net)]``.
+
         Returns:
             Tensor: ``(B, C, H, W)`` float32.
         """
+        nets = net if isinstance(net, (list, tuple)) else [net]
         masks = ComplementaryMasks(self.sampler)
         total = torch.zeros_like(x, dtype=torch.float32, memory_format=torch.contiguous_format)
         count = torch.zeros_like(total[:, :self.sampler.mask_channels(x.shape[1])])
         done = 0
         while done < passes or not bool((count > 0).all()):
-            keep, xk = self._draw(masks, net, x, generator)
+            keep, xk = self._draw(masks, nets[0], x, generator)
             with self._autocast(x.device):
-                pred = net(xk, keep).float()
+                pred = nets[done % len(nets)](xk, keep).float()
             b = x.shape[0]
             for k in range(self.masks_per_step):
                 hidden = 1.0 - keep[k * b:(k + 1) * b, :count.shape[1]]
@@ -363,6 +368,18 @@ class IterativeFiller:
                 count += hidden
             done += 1
         return total / count
+
+    def snapshot_steps(self, passes):
+        """The adaptation steps after which ``large_mode: shared`` keeps a copy of the weights: ``passes`` steps
+        (at most ``T``) evenly spread over the last ``1 / (p (1 - beta))`` steps, ``p`` the mean hidden ratio.
+        That window is the memory of the authors' running ensemble, in which a pixel is updated with weight
+        ``1 - beta`` at each step that hides it; so the forward-only passes average predictions of as many
+        states of the network as the running ensemble would, not of its last state only."""
+        p = max(sum(self.sampler.ratio) / 200.0, 1e-3)
+        window = min(self.iterations, max(1, round(1.0 / (p * max(1.0 - self.beta_at(self.iterations - 1), 1e-3)))))
+        count = min(passes, window)
+        last = self.iterations - 1
+        return sorted({last - round(i * window / count) for i in range(count)})
 
     def _fill_shared(self, template, x, generator, desc):
         """``large_mode: shared`` for ``x`` (``(B, C, H, W)``, larger than ``tile_size``): see the class doc."""
@@ -374,6 +391,8 @@ class IterativeFiller:
         channels_last = self.precision(device)[1]
         masks = self.mask_stream()
         gen_device = generator.device if generator is not None else device
+        passes = self.final_passes or SHARED_PASSES
+        keep_at, snapshots = set(self.snapshot_steps(passes)), []
         bar = self._bar(self.iterations, f'{desc or "filling"} adapting')
         for t in bar:  # adapt one copy on random crops of the whole image
             top = int(torch.randint(0, h - th + 1, (1, ), generator=generator, device=gen_device).item())
@@ -382,9 +401,10 @@ class IterativeFiller:
             if channels_last:
                 crop = crop.contiguous(memory_format=torch.channels_last)
             self.step(net, optimizer, crop, None, generator, scaler, t=t, masks=masks)
+            if t in keep_at:
+                snapshots.append(copy.deepcopy(net))
         bar.close()
         del optimizer
-        passes = self.final_passes or SHARED_PASSES
         out = torch.zeros_like(x)
         weight = torch.zeros_like(x[:, :1])
         boxes = [(t, l) for t in tile_boxes(h, tile, self.tile_overlap) for l in tile_boxes(w, tile, self.tile_overlap)]
@@ -394,7 +414,7 @@ class IterativeFiller:
             crop, (ch, cw) = pad_to_multiple(x[..., t:t + tile, l:l + tile], self.pad_multiple, min_size=min_size)
             if channels_last:
                 crop = crop.contiguous(memory_format=torch.channels_last)
-            out[..., t:t + tile, l:l + tile] += self.hidden_mean(net, crop, generator, passes)[..., :ch, :cw]
+            out[..., t:t + tile, l:l + tile] += self.hidden_mean(snapshots, crop, generator, passes)[..., :ch, :cw]
             weight[..., t:t + tile, l:l + tile] += 1
         bar.close()
         return out / weight
