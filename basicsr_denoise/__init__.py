@@ -3,7 +3,7 @@
 The public Python API (see the README, "From Python")::
 
     import basicsr_denoise as bd
-    clean = bd.denoise(noisy)                       # MPI, preset 'fast', the shipped weights
+    clean = bd.denoise(noisy)                       # MPI, preset 'quick', the shipped weights
     clean = bd.denoise(noisy, method='n2s', sigma=25)
     den = bd.load_denoiser('mpi', preset='gauss')   # build once, call on many images
     out = den.denoise_image(noisy)

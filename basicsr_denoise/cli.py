@@ -2,7 +2,7 @@
 
 Usage::
 
-    basicsr-denoise INPUT... -o OUTDIR [--preset gauss|fast|real|real-fast|sidd|sidd-fast]
+    basicsr-denoise INPUT... -o OUTDIR [--preset quick|gauss|fast|real|real-fast|sidd|sidd-fast]
                     [--weights PATH] [--network YAML] [--device auto|cpu|cuda|mps] [--gt DIR] [--skip-existing]
     basicsr-denoise INPUT... -o OUTDIR --method n2s [--sigma S] [--weights PATH] [--tile N]
     python -m basicsr_denoise ...                      # the same command

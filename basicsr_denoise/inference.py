@@ -214,9 +214,9 @@ class MPIDenoiser(Denoiser):
         """Build from a preset and/or a checkpoint.
 
         Args:
-            preset (str | None): ``gauss``, ``fast``, ``real``, ``real-fast``, ``sidd``, ``sidd-fast``
+            preset (str | None): ``quick``, ``gauss``, ``fast``, ``real``, ``real-fast``, ``sidd``, ``sidd-fast``
                 (:mod:`basicsr_denoise.presets`): default weights, fallback ``network_g`` and ``fill``.
-                None: the checkpoint's own ``fill`` defaults only. Default: ``'fast'``.
+                None: the checkpoint's own ``fill`` defaults only. Default: ``'quick'``.
             weights (str | None): Checkpoint path or shipped name. Default: None (the preset's).
             network_g (dict | None): Explicit architecture, for files that do not store one. Default: None.
             fill (dict | None): Overrides of the fill block (e.g. ``{'iterations': 50}``). Default: None.
@@ -439,8 +439,8 @@ def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='aut
 
     Args:
         method (str): ``'mpi'`` (zero-shot) or ``'n2s'`` (Noise2Score, Gaussian). Default: ``'mpi'``.
-        preset (str | None): MPI preset (``gauss``, ``fast``, ``real``, ``real-fast``, ``sidd``,
-            ``sidd-fast``); ignored for n2s. Default: ``'fast'``.
+        preset (str | None): MPI preset (``quick``, ``gauss``, ``fast``, ``real``, ``real-fast``, ``sidd``,
+            ``sidd-fast``); ignored for n2s. Default: ``'quick'``.
         weights (str | None): Checkpoint path or shipped name. Default: None (the preset's or the
             shipped Noise2Score one).
         device (str): ``auto`` (cuda, mps, cpu), ``cpu``, ``cuda``, ``cuda:N``, ``mps``. Default: ``'auto'``.

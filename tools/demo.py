@@ -2,14 +2,14 @@
 
 Adds Gaussian noise (sigma 25, seed 0, clipped and saved as 8-bit PNG like a real photo) to
 the clean crops in ``datasets/samples/``, then denoises them through the user command
-(``basicsr-denoise``'s code path, preset ``fast``) with the project's own
+(``basicsr-denoise``'s code path, the default preset ``quick``) with the project's own
 pre-trained weights. Prints per-image PSNR and time; writes the outputs, one
 ``<name>_compare.png`` (noisy | denoised | clean) per image and ``metrics.json`` to
 ``results/demo/``.
 
 Usage::
 
-    python tools/demo.py [--preset fast] [--sigma 25] [--out results/demo] [--weights PATH]
+    python tools/demo.py [--preset quick] [--sigma 25] [--out results/demo] [--weights PATH]
 """
 
 import argparse
