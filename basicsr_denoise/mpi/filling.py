@@ -156,7 +156,7 @@ class IterativeFiller:
         large_mode (str): How an image larger than ``tile_size`` is filled. ``'tiles'`` (the
             authors): each tile is filled from fresh weights for ``T`` steps and the overlaps are
             averaged, so the cost is tiles x ``T`` training steps. ``'shared'``: one copy of the
-            weights is adapted for ``T`` steps on random ``tile_size`` crops of the whole image
+            weights is adapted for ``T`` steps on random ``adapt_size`` crops of the whole image
             (positions from the generator; no ensemble), keeping snapshots of it over the last steps
             (:meth:`snapshot_steps`), then every tile gets ``final_passes`` (:data:`SHARED_PASSES`
             when 0) forward-only passes of complementary masks, each pass with the next snapshot, raised
