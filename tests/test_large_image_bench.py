@@ -51,8 +51,14 @@ def test_photo_through_the_command_and_the_per_tile_crop(images, tmp_path):
     # a rerun keeps the finished steps (no second child process)
     (out / 'photo' / 'photo_denoised.png').unlink()
     assert tool.main(argv)['photo'] == rep['photo']
+    with pytest.raises(SystemExit, match='holds a run with other arguments'):  # never mixed with another set-up
+        tool.main(argv[:-1] + ['gauss'])
 
 
-def test_empty_image_folder_is_a_one_line_error(tmp_path):
+def test_bad_arguments_are_one_line_errors(tmp_path):
     with pytest.raises(SystemExit, match='--images: no images in'):
         tool.main(['--images', str(tmp_path), '--out', str(tmp_path / 'o')])
+    with pytest.raises(SystemExit, match="--size: expected WIDTHxHEIGHT"):
+        tool.main(['--images', str(tmp_path), '--size', '4000', '--out', str(tmp_path / 'o')])
+    with pytest.raises(SystemExit, match='--crop: 1024 is larger than the photo'):
+        tool.main(['--images', str(tmp_path), '--size', '800x600', '--out', str(tmp_path / 'o')])

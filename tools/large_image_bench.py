@@ -79,10 +79,21 @@ def main(argv=None):
     parser.add_argument('--crop', type=int, default=1024, help='Side of the per-tile comparison crop. Default: 1024.')
     parser.add_argument('--force', action='store_true', help='Redo the finished steps.')
     args = parser.parse_args(argv)
-    width, height = (int(v) for v in args.size.lower().split('x'))
+    try:
+        width, height = (int(v) for v in args.size.lower().split('x'))
+    except ValueError:
+        raise SystemExit(f'error: --size: expected WIDTHxHEIGHT (e.g. 4000x3000), got {args.size!r}') from None
+    if args.crop > min(width, height):
+        raise SystemExit(f'error: --crop: {args.crop} is larger than the photo ({args.size})')
     os.makedirs(args.out, exist_ok=True)
     report_path = osp.join(args.out, 'large_image.json')
+    keys = ('images', 'size', 'sigma', 'seed', 'preset', 'weights', 'iterations', 'crop')
+    params = {k: getattr(args, k) for k in keys}
     report = {} if args.force or not osp.isfile(report_path) else json.load(open(report_path))
+    if report and report.get('params') != params:  # never mix the results of two set-ups
+        raise SystemExit(f'error: {report_path} holds a run with other arguments ({report.get("params")}); '
+                         'pass --force to redo it or use another --out')
+    report['params'] = params
     gt_dir, noisy_path = osp.join(args.out, 'gt'), osp.join(args.out, 'photo.png')
     gt_path = osp.join(gt_dir, 'photo.png')
     if args.force or not (osp.isfile(gt_path) and osp.isfile(noisy_path)):
@@ -93,8 +104,7 @@ def main(argv=None):
         imwrite_atomic(np.clip(gt + noise, 0, 1), noisy_path, bit_depth=16)
     gt = read_input(gt_path)[0]
     noisy = read_input(noisy_path)[0]
-    report.update(size=f'{width}x{height}', sigma=args.sigma, seed=args.seed, images=args.images,
-                  noisy_psnr=psnr(noisy, gt))
+    report['noisy_psnr'] = psnr(noisy, gt)
 
     from basicsr_denoise.presets import DEFAULT_PRESET, load_preset
     preset = args.preset or DEFAULT_PRESET

@@ -47,9 +47,9 @@ def run_one(bench, set_key, preset, weights, seed, out, extra):
     overrides)``: a named preset of :data:`PRESETS` or a ``--variant`` (the fast option file plus overrides)."""
     folder = osp.join(bench, SETS.get(set_key, set_key))
     label, suffix, overrides = preset
-    name = f'{osp.basename(set_key)}_{label}_{weights[0]}_s{seed}'
+    name = f'{set_key}_{label}_{weights[0]}_s{seed}'
     opt = osp.join(REPO, 'options', 'test', 'MPI', f"test_MPI_bench_{'Z2' if set_key == 'Z2' else 'Z1'}{suffix}.yml")
-    overrides = [f'name={name}', f'datasets.test_1.name={osp.basename(SETS.get(set_key, set_key))}',
+    overrides = [f'name={name}', f'datasets.test_1.name={SETS.get(set_key, set_key)}',
                  f'datasets.test_1.dataroot_gt={folder}/gt',
                  f'datasets.test_1.dataroot_lq={folder}/noisy', f'fill.seed={seed}', 'fill.progress=false',
                  f'path.pretrain_network_g={weights[1] or "~"}', 'val.save_img=false', *extra, *overrides]
@@ -137,7 +137,7 @@ def main(argv=None):
         elif p in variants:
             presets.append((p, PRESETS['fast'], variants[p]))
         else:
-            raise SystemExit(f'error: --presets: unknown preset {p!r} (fast, full or a --variant name)')
+            raise SystemExit(f'error: --presets: unknown preset {p!r} (fast, full, quick or a --variant name)')
     reference = args.reference or f'fast/{weights[0][0]}'
     skip = {s for s in args.skip.split(',') if s}
     for set_key in args.sets.split(','):
