@@ -20,7 +20,7 @@ Examples::
 
 Each run's own ``metrics.json`` stays under ``<out>/runs/``; the summary is ``<out>/summary.{md,json}``
 (PSNR mean and std over the mask seeds, seconds per image, and its ratio to ``--reference``), and
-``<out>/frontier_<set>.png`` plots PSNR against that ratio, one line per weights. The runs go
+``<out>/frontier_<set>.png`` plots PSNR against that ratio, one colour per weights. The runs go
 seed by seed, so the presets are interleaved in time. Set ``OMP_NUM_THREADS`` to control the threads.
 """
 
@@ -85,8 +85,8 @@ def table(rows, reference):
 
 
 def frontier(rows, out, reference):
-    """``frontier_<set>.png``: PSNR against the time ratio to ``reference`` (log scale), one line per weights,
-    one labelled point per preset, in order of time. Returns the files written."""
+    """``frontier_<set>.png``: PSNR against the time ratio to ``reference`` (log scale), one colour per weights,
+    one labelled point per preset. Returns the files written."""
     from basicsr_denoise.utils.plot import line_plot
     paths = []
     for set_key in dict.fromkeys(k.split('/')[0] for k in rows):
@@ -100,7 +100,7 @@ def frontier(rows, out, reference):
                 series.setdefault(w, []).append((r['seconds_per_image'] / ref['seconds_per_image'], r['psnr_mean'], p))
         path = osp.join(out, f'frontier_{set_key}.png')
         line_plot({w: sorted(v) for w, v in series.items()}, path,
-                  f'time / {reference} ({SETS.get(set_key, set_key)})', 'PSNR (dB)', logx=True)
+                  f'time / {reference} ({SETS.get(set_key, set_key)})', 'PSNR (dB)', logx=True, connect=False)
         paths.append(path)
     return paths
 

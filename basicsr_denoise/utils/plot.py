@@ -14,7 +14,7 @@ def _ticks(lo, hi, log):
     return [lo + (hi - lo) * i / 4 for i in range(5)]
 
 
-def line_plot(series, path, xlabel, ylabel, *, logx=False, size=(640, 420), hlines=None):
+def line_plot(series, path, xlabel, ylabel, *, logx=False, size=(640, 420), hlines=None, connect=True):
     """Write a PNG of one polyline per series.
 
     Args:
@@ -25,6 +25,7 @@ def line_plot(series, path, xlabel, ylabel, *, logx=False, size=(640, 420), hlin
         logx (bool): Logarithmic x axis (x must be > 0). Default: False.
         size (tuple): ``(width, height)`` in pixels. Default: (640, 420).
         hlines (dict | None): ``{name: y}`` dashed horizontal reference lines. Default: None.
+        connect (bool): Join the points of a series; False draws labelled points only. Default: True.
     """
     w, h = size
     left, right, top, bottom = 70, 20, 30, 50
@@ -69,10 +70,10 @@ def line_plot(series, path, xlabel, ylabel, *, logx=False, size=(640, 420), hlin
     for k, (name, pts) in enumerate(series.items()):
         col = COLOURS[k % len(COLOURS)]
         px = [to_px(p[0], p[1]) for p in pts]
-        for a, b in zip(px[:-1], px[1:]):
+        for a, b in zip(px[:-1], px[1:]) if connect else ():
             cv2.line(img, a, b, col, 2, cv2.LINE_AA)
         for p, q in zip(px, pts):
-            cv2.circle(img, p, 3, col, -1, cv2.LINE_AA)
+            cv2.circle(img, p, 3 if connect else 4, col, -1, cv2.LINE_AA)
             if len(q) > 2 and q[2]:
                 cv2.putText(img, str(q[2]), (p[0] + 5, p[1] - 5), font, 0.35, col, 1, cv2.LINE_AA)
         cv2.putText(img, name, (left + 10, top + 18 + 16 * k), font, 0.45, col, 1, cv2.LINE_AA)
