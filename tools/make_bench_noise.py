@@ -59,7 +59,7 @@ def make_set(src, dst, noise_opt, indices=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='A bench set folder holding gt/*.npy.')
+    parser.add_argument('src', help='A bench set folder holding gt/*.npy, or a folder of images.')
     parser.add_argument('dst', help='Output set folder (gt/ and noisy/).')
     parser.add_argument('noise', help="A noise block in YAML, e.g. '{type: Poisson, eta: 0.01}'.")
     parser.add_argument('--indices', default=None, help='Comma list of positions in the sorted file list.')

@@ -129,10 +129,8 @@ class Registry:
         kwargs = {k: v for k, v in opt.items() if k != 'type'}
         cls = self.get(opt['type'], key=key, source=source)
         check_kwargs(cls, kwargs, key=key, source=source)
-        params = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls).parameters
-        for n, p in params.items():  # a required keyword nobody gives: one line, not a TypeError
-            if (n != 'self' and p.default is inspect.Parameter.empty and n not in kwargs and n not in extra
-                    and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)):
+        for n in required_kwargs(cls):  # a required keyword nobody gives: one line, not a TypeError
+            if n not in kwargs and n not in extra:
                 where = ''.join([f'{source}: ' if source else '', f'{key}.' if key else ''])
                 raise OptionError(f'{where}{n}: required by {opt["type"]}, missing')
         try:
@@ -150,6 +148,14 @@ def accepted_kwargs(fn):
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
     return [n for n, p in params.items() if n != 'self' and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
+def required_kwargs(fn):
+    """Names ``fn`` (a class or a function) requires: no default, passable by keyword."""
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in inspect.signature(target).parameters.items()
+            if n != 'self' and p.default is inspect.Parameter.empty and p.kind in kinds]
 
 
 def check_kwargs(fn, kwargs, key=None, source=None):
