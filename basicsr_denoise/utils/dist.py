@@ -49,10 +49,26 @@ class destroy_on_exit:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    def __exit__(self, exc_type, *exc):
+        shutdown_dist(ok=exc_type is None)
         return False
+
+
+def shutdown_dist(ok=True):
+    """Destroy the default process group, if one was started.
+
+    After a clean run (``ok``) the ranks meet at a barrier first: a gloo rank that tears down
+    while its peer is still closing its connections can abort ("terminate called without an
+    active exception"). After an error there is no barrier, since a dead peer would never reach it.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if ok:
+        try:
+            dist.barrier()
+        except Exception:  # a peer already gone: tear down anyway
+            pass
+    dist.destroy_process_group()
 
 
 def get_dist_info():
