@@ -219,7 +219,8 @@ class MPIDenoiser(Denoiser):
                 None: the checkpoint's own ``fill`` defaults only. Default: ``'quick'``.
             weights (str | None): Checkpoint path or shipped name. Default: None (the preset's).
             network_g (dict | None): Explicit architecture, for files that do not store one. Default: None.
-            fill (dict | None): Overrides of the fill block (e.g. ``{'iterations': 50}``). Default: None.
+            fill (dict | None): Overrides of the fill block (e.g. ``{'iterations': 50}``; a new
+                ``iterations`` scales the preset's ``adapt_iterations`` alike). Default: None.
             device (str): Default: ``'auto'``.
             seed (int | None): Mask seed. Default: None (``fill.seed``).
 
@@ -232,7 +233,13 @@ class MPIDenoiser(Denoiser):
         if not weights:
             raise CheckpointError('MPI needs pre-trained weights: pass weights= (--weights) or a preset')
         net, meta, path = load_network(weights, network_g, p.get('network_g'), path_opt.get('param_key_g', 'params'))
-        block = {**(meta.get('fill') or {}), **(p.get('fill') or {}), **(fill or {})}
+        block = {**(meta.get('fill') or {}), **(p.get('fill') or {})}
+        fill = dict(fill or {})
+        if 'iterations' in fill and 'adapt_iterations' not in fill and block.get('adapt_iterations'):
+            # fewer (more) steps: the shared large-image adaptation shrinks (grows) in proportion
+            ratio = fill['iterations'] / block.get('iterations', 200)
+            fill['adapt_iterations'] = max(1, round(block['adapt_iterations'] * ratio))
+        block.update(fill)
         den = cls(net, block, device, seed, weights=path, source=path)
         den.preset = preset
         return den

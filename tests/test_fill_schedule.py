@@ -139,7 +139,7 @@ def test_the_default_preset_is_quick_and_takes_the_fast_precision_only_where_nat
                                        ('channels_last', 1), ('lr_schedule', 'step'), ('lr_min', -1.0),
                                        ('beta_schedule', 'cosine'), ('beta_end', 1.5), ('masks_per_step', 0),
                                        ('complementary', 'yes'), ('final_passes', -1), ('large_mode', 'whole'),
-                                       ('adapt_size', 0)])
+                                       ('adapt_size', 0), ('adapt_iterations', 0)])
 def test_bad_values_are_one_line_errors_naming_the_key(key, value):
     with pytest.raises(OptionError) as exc:
         build_filler({key: value}, 'multchannel', source='f.yml')
@@ -309,6 +309,18 @@ def test_shared_large_mode_adapts_on_crops_of_adapt_size_and_fills_whole_tiles()
     _shared(iterations=2, final_passes=1, tile_size=32, adapt_size=64)(net, torch.rand(1, 3, 40, 24),
                                                                       torch.Generator().manual_seed(0))
     assert [s for s, g in seen if g] == [(1, 3, 40, 24)] * 2
+
+
+def test_adapt_iterations_sets_the_shared_adaptation_steps_and_leaves_whole_images_alone():
+    net, seen = _tiny(), []
+    net.register_forward_pre_hook(lambda m, args: seen.append((tuple(args[0].shape), torch.is_grad_enabled())))
+    f = _shared(iterations=2, adapt_iterations=5, final_passes=1, adapt_size=16)
+    f(net, torch.rand(1, 3, 80, 72), torch.Generator().manual_seed(0))
+    assert [s for s, g in seen if g] == [(1, 3, 16, 16)] * 5
+    assert f.iterations == 2 and f.adapt_iterations == 5  # the filler itself is unchanged
+    seen.clear()  # an image within one tile: the whole-image schedule, T = iterations
+    f(net, torch.rand(1, 3, 24, 24), torch.Generator().manual_seed(0))
+    assert len([s for s, g in seen if g]) == 2
 
 
 def test_snapshot_steps_spread_over_the_memory_of_the_running_ensemble():

@@ -52,6 +52,17 @@ def test_self_describing_checkpoint_loads_without_options_and_matches_the_old_fo
     assert torch.equal(a, b)
 
 
+def test_a_new_step_count_scales_the_shared_adaptation_alike(tiny_weights, tmp_path):
+    old, _ = tiny_weights
+    path = tmp_path / 'shared.pth'
+    export_checkpoint(old, str(path), network_g=TINY, fill={**TINY_FILL, 'adapt_iterations': 16})
+    f = MPIDenoiser.from_pretrained(None, str(path), fill={'iterations': 2}, device='cpu').filler
+    assert (f.iterations, f.adapt_iterations) == (2, 8)  # half the steps, half the adaptation
+    f = MPIDenoiser.from_pretrained(None, str(path), fill={'iterations': 2, 'adapt_iterations': 5}, device='cpu').filler
+    assert (f.iterations, f.adapt_iterations) == (2, 5)  # unless it is given too
+    assert MPIDenoiser.from_pretrained(None, str(path), device='cpu').filler.adapt_iterations == 16
+
+
 def test_old_format_checkpoint_without_an_architecture_is_a_one_line_error(tiny_weights):
     old, _ = tiny_weights
     with pytest.raises(CheckpointError) as exc:

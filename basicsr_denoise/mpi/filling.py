@@ -34,7 +34,7 @@ FILL_SCHEMA = {
     'bn_mode': str, 'tile_size': int, 'tile_overlap': int, 'pad_multiple': int, 'seed': int, 'autocast': str,
     'channels_last': (bool, str), 'progress': bool, 'lr_schedule': str, 'lr_min': float, 'beta_schedule': str,
     'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int, 'large_mode': str,
-    'adapt_size': int
+    'adapt_size': int, 'adapt_iterations': int
 }
 BN_MODES = ('train', 'eval')
 #: ``fill.autocast`` values; None and ``'fp32'`` both mean float32, ``'auto'`` asks :func:`fast_precision`.
@@ -167,6 +167,9 @@ class IterativeFiller:
         adapt_size (int | None): Side of the random crops that ``large_mode: shared`` adapts on. A training
             step costs about 3x a forward pass and holds all activations, so crops smaller than the tile
             make the adaptation cheaper and its memory smaller. Default: None (``tile_size``).
+        adapt_iterations (int | None): Steps of the ``large_mode: shared`` adaptation, ``T`` there (its
+            schedules and snapshots follow it). A whole image gets ``T`` steps that each see all of it;
+            the shared path's crops see a fraction, so more of them are needed. Default: None (``iterations``).
 
     Note:
         The authors crop CBSD68 images to a multiple of 32 before filling; this filler
@@ -178,7 +181,7 @@ class IterativeFiller:
     def __init__(self, sampler, iterations=200, lr=2e-3, beta=0.9, shuffle=1, bn_mode='train', tile_size=None,
                  tile_overlap=64, pad_multiple=32, autocast=None, channels_last=False, show_progress=True,
                  lr_schedule='constant', lr_min=0.0, beta_schedule='constant', beta_end=None, masks_per_step=1,
-                 complementary=False, final_passes=0, large_mode='tiles', adapt_size=None):
+                 complementary=False, final_passes=0, large_mode='tiles', adapt_size=None, adapt_iterations=None):
         if bn_mode not in BN_MODES:
             raise OptionError(f"bn_mode: must be 'train' or 'eval', got {bn_mode!r}")
         if autocast not in FILL_AUTOCAST:
@@ -197,6 +200,8 @@ class IterativeFiller:
         self.masks_per_step = _int_at_least('masks_per_step', masks_per_step, 1)
         self.final_passes = _int_at_least('final_passes', final_passes, 0)
         self.adapt_size = None if adapt_size is None else _int_at_least('adapt_size', adapt_size, 1)
+        self.adapt_iterations = (None if adapt_iterations is None
+                                 else _int_at_least('adapt_iterations', adapt_iterations, 1))
         if not isinstance(complementary, bool):
             raise OptionError(f'complementary: must be true or false, got {complementary!r}')
         if complementary:
@@ -383,6 +388,10 @@ class IterativeFiller:
 
     def _fill_shared(self, template, x, generator, desc):
         """``large_mode: shared`` for ``x`` (``(B, C, H, W)``, larger than ``tile_size``): see the class doc."""
+        if self.adapt_iterations not in (None, self.iterations):  # T is the adaptation's steps from here on
+            adapting = copy.copy(self)
+            adapting.iterations, adapting.adapt_iterations = self.adapt_iterations, None
+            return adapting._fill_shared(template, x, generator, desc)
         tile, device = self.tile_size, x.device
         h, w = x.shape[-2:]
         th, tw = min(h, self.adapt_size or tile), min(w, self.adapt_size or tile)
@@ -505,7 +514,7 @@ def build_filler(fill_opt, mask_mode, source=None):
                                masks_per_step=_or(f.get('masks_per_step'), 1),
                                complementary=_or(f.get('complementary'), False),
                                final_passes=_or(f.get('final_passes'), 0), large_mode=_or(f.get('large_mode'), 'tiles'),
-                               adapt_size=f.get('adapt_size'))
+                               adapt_size=f.get('adapt_size'), adapt_iterations=f.get('adapt_iterations'))
     except OptionError as exc:
         key = str(exc).replace('ratio:', 'mask_ratio:', 1) if str(exc).startswith('ratio:') else str(exc)
         raise OptionError(f"{source + ': ' if source else ''}fill.{key}") from None
