@@ -139,7 +139,8 @@ def test_the_default_preset_is_quick_and_takes_the_fast_precision_only_where_nat
                                        ('channels_last', 1), ('lr_schedule', 'step'), ('lr_min', -1.0),
                                        ('beta_schedule', 'cosine'), ('beta_end', 1.5), ('masks_per_step', 0),
                                        ('complementary', 'yes'), ('final_passes', -1), ('large_mode', 'whole'),
-                                       ('adapt_size', 0), ('adapt_iterations', 0)])
+                                       ('adapt_size', 0), ('adapt_iterations', 0),
+                                       ('tile_passes', 0)])
 def test_bad_values_are_one_line_errors_naming_the_key(key, value):
     with pytest.raises(OptionError) as exc:
         build_filler({key: value}, 'multchannel', source='f.yml')
@@ -311,16 +312,18 @@ def test_shared_large_mode_adapts_on_crops_of_adapt_size_and_fills_whole_tiles()
     assert [s for s, g in seen if g] == [(1, 3, 40, 24)] * 2
 
 
-def test_adapt_iterations_sets_the_shared_adaptation_steps_and_leaves_whole_images_alone():
+def test_adapt_iterations_and_tile_passes_set_the_shared_path_and_leave_whole_images_alone():
     net, seen = _tiny(), []
     net.register_forward_pre_hook(lambda m, args: seen.append((tuple(args[0].shape), torch.is_grad_enabled())))
-    f = _shared(iterations=2, adapt_iterations=5, final_passes=1, adapt_size=16)
+    f = _shared(iterations=2, adapt_iterations=5, tile_passes=5, adapt_size=16)
     f(net, torch.rand(1, 3, 80, 72), torch.Generator().manual_seed(0))
+    tiles = len(tile_boxes(80, 32, 8)) * len(tile_boxes(72, 32, 8))
     assert [s for s, g in seen if g] == [(1, 3, 16, 16)] * 5
+    assert len([s for s, g in seen if not g]) == 5 * tiles
     assert f.iterations == 2 and f.adapt_iterations == 5  # the filler itself is unchanged
-    seen.clear()  # an image within one tile: the whole-image schedule, T = iterations
+    seen.clear()  # an image within one tile: the whole-image schedule, T = iterations, no passes
     f(net, torch.rand(1, 3, 24, 24), torch.Generator().manual_seed(0))
-    assert len([s for s, g in seen if g]) == 2
+    assert [g for _, g in seen] == [True, True]
 
 
 def test_snapshot_steps_spread_over_the_memory_of_the_running_ensemble():

@@ -34,7 +34,7 @@ FILL_SCHEMA = {
     'bn_mode': str, 'tile_size': int, 'tile_overlap': int, 'pad_multiple': int, 'seed': int, 'autocast': str,
     'channels_last': (bool, str), 'progress': bool, 'lr_schedule': str, 'lr_min': float, 'beta_schedule': str,
     'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int, 'large_mode': str,
-    'adapt_size': int, 'adapt_iterations': int
+    'adapt_size': int, 'adapt_iterations': int, 'tile_passes': int
 }
 BN_MODES = ('train', 'eval')
 #: ``fill.autocast`` values; None and ``'fp32'`` both mean float32, ``'auto'`` asks :func:`fast_precision`.
@@ -42,7 +42,7 @@ FILL_AUTOCAST = (None, 'fp32', 'bf16', 'fp16', 'auto')
 LR_SCHEDULES = ('constant', 'cosine')
 BETA_SCHEDULES = ('constant', 'linear')
 LARGE_MODES = ('tiles', 'shared')
-#: Forward-only passes per tile of ``large_mode: shared`` when ``final_passes`` is 0.
+#: Forward-only passes per tile of ``large_mode: shared`` when neither ``tile_passes`` nor ``final_passes`` is set.
 SHARED_PASSES = 16
 
 
@@ -158,8 +158,8 @@ class IterativeFiller:
             averaged, so the cost is tiles x ``T`` training steps. ``'shared'``: one copy of the
             weights is adapted for ``T`` steps on random ``adapt_size`` crops of the whole image
             (positions from the generator; no ensemble), keeping snapshots of it over the last steps
-            (:meth:`snapshot_steps`), then every tile gets ``final_passes`` (:data:`SHARED_PASSES`
-            when 0) forward-only passes of complementary masks, each pass with the next snapshot, raised
+            (:meth:`snapshot_steps`), then every tile gets ``tile_passes`` (else ``final_passes``, else
+            :data:`SHARED_PASSES`) forward-only passes of complementary masks, each pass with the next snapshot, raised
             if needed until every pixel has been hidden once; a tile's estimate is, at each pixel, the
             mean of the predictions made while it was hidden, and the overlaps are averaged. The
             cost is ``T`` training steps plus tiles x passes forward passes, and memory is one tile.
@@ -170,6 +170,8 @@ class IterativeFiller:
         adapt_iterations (int | None): Steps of the ``large_mode: shared`` adaptation, ``T`` there (its
             schedules and snapshots follow it). A whole image gets ``T`` steps that each see all of it;
             the shared path's crops see a fraction, so more of them are needed. Default: None (``iterations``).
+        tile_passes (int | None): Forward-only passes per tile of ``large_mode: shared``; unlike
+            ``final_passes`` it leaves images within one tile alone. Default: None (see ``large_mode``).
 
     Note:
         The authors crop CBSD68 images to a multiple of 32 before filling; this filler
@@ -181,7 +183,8 @@ class IterativeFiller:
     def __init__(self, sampler, iterations=200, lr=2e-3, beta=0.9, shuffle=1, bn_mode='train', tile_size=None,
                  tile_overlap=64, pad_multiple=32, autocast=None, channels_last=False, show_progress=True,
                  lr_schedule='constant', lr_min=0.0, beta_schedule='constant', beta_end=None, masks_per_step=1,
-                 complementary=False, final_passes=0, large_mode='tiles', adapt_size=None, adapt_iterations=None):
+                 complementary=False, final_passes=0, large_mode='tiles', adapt_size=None, adapt_iterations=None,
+                 tile_passes=None):
         if bn_mode not in BN_MODES:
             raise OptionError(f"bn_mode: must be 'train' or 'eval', got {bn_mode!r}")
         if autocast not in FILL_AUTOCAST:
@@ -202,6 +205,7 @@ class IterativeFiller:
         self.adapt_size = None if adapt_size is None else _int_at_least('adapt_size', adapt_size, 1)
         self.adapt_iterations = (None if adapt_iterations is None
                                  else _int_at_least('adapt_iterations', adapt_iterations, 1))
+        self.tile_passes = None if tile_passes is None else _int_at_least('tile_passes', tile_passes, 1)
         if not isinstance(complementary, bool):
             raise OptionError(f'complementary: must be true or false, got {complementary!r}')
         if complementary:
@@ -400,7 +404,7 @@ class IterativeFiller:
         channels_last = self.precision(device)[1]
         masks = self.mask_stream()
         gen_device = generator.device if generator is not None else device
-        passes = self.final_passes or SHARED_PASSES
+        passes = self.tile_passes or self.final_passes or SHARED_PASSES
         keep_at, snapshots = set(self.snapshot_steps(passes)), []
         bar = self._bar(self.iterations, f'{desc or "filling"} adapting')
         for t in bar:  # adapt one copy on random crops of the whole image
@@ -514,7 +518,8 @@ def build_filler(fill_opt, mask_mode, source=None):
                                masks_per_step=_or(f.get('masks_per_step'), 1),
                                complementary=_or(f.get('complementary'), False),
                                final_passes=_or(f.get('final_passes'), 0), large_mode=_or(f.get('large_mode'), 'tiles'),
-                               adapt_size=f.get('adapt_size'), adapt_iterations=f.get('adapt_iterations'))
+                               adapt_size=f.get('adapt_size'), adapt_iterations=f.get('adapt_iterations'),
+                               tile_passes=f.get('tile_passes'))
     except OptionError as exc:
         key = str(exc).replace('ratio:', 'mask_ratio:', 1) if str(exc).startswith('ratio:') else str(exc)
         raise OptionError(f"{source + ': ' if source else ''}fill.{key}") from None
