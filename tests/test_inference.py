@@ -61,6 +61,11 @@ def test_a_new_step_count_scales_the_shared_adaptation_alike(tiny_weights, tmp_p
     f = MPIDenoiser.from_pretrained(None, str(path), fill={'iterations': 2, 'adapt_iterations': 5}, device='cpu').filler
     assert (f.iterations, f.adapt_iterations) == (2, 5)  # unless it is given too
     assert MPIDenoiser.from_pretrained(None, str(path), device='cpu').filler.adapt_iterations == 16
+    quick = MPIDenoiser.from_pretrained('quick', device='cpu')  # the command's first line says what large images get
+    f = quick.filler
+    assert f'above {f.tile_size} px: {f.adapt_iterations} steps on {f.adapt_size}-px crops, {f.tile_passes} passes' \
+        in quick.summary
+    assert 'above' not in MPIDenoiser.from_pretrained('fast', device='cpu').summary  # the authors' tiles
 
 
 def test_old_format_checkpoint_without_an_architecture_is_a_one_line_error(tiny_weights):
