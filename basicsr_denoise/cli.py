@@ -308,7 +308,8 @@ def build_parser():
     parser.add_argument('--device', default='auto', help='auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.')
     parser.add_argument('--gt', default=None, help='Optional folder of clean images (same names) for PSNR/SSIM.')
     parser.add_argument('--recursive', action='store_true', help='Search folders recursively.')
-    parser.add_argument('--iterations', type=int, default=None, help="Override the preset's number of steps.")
+    parser.add_argument('--iterations', type=int, default=None,
+                        help="Override the preset's number of steps (a large photo's adaptation scales alike).")
     parser.add_argument('--beta', type=float, default=None, help="Override the preset's ensemble weight.")
     parser.add_argument('--seed', type=int, default=0, help='Mask seed (results repeat exactly for a seed).')
     parser.add_argument('--tile', type=int, default=None,
