@@ -292,10 +292,8 @@ class MPIDenoiser(Denoiser):
         f = self.filler
         large = ''
         if f.tile_size and f.large_mode == 'shared':
-            from basicsr_denoise.mpi.filling import SHARED_PASSES
-            large = (f'; above {f.tile_size} px: {f.adapt_iterations or f.iterations} steps on '
-                     f'{f.adapt_size or f.tile_size}-px crops, {f.tile_passes or f.final_passes or SHARED_PASSES} '
-                     'passes per tile')
+            steps, side, passes = f.shared_plan()
+            large = f'; above {f.tile_size} px: {steps} steps on {side}-px crops, {passes} passes per tile'
         return (f"MPI preset {getattr(self, 'preset', None) or 'custom'} ({f.iterations} steps, beta {f.beta}{large}), "
                 f'weights {self.weights}, device {self.device}')
 

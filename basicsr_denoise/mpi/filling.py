@@ -390,21 +390,26 @@ class IterativeFiller:
         last = self.iterations - 1
         return sorted({last - round(i * window / count) for i in range(count)})
 
+    def shared_plan(self):
+        """``(adaptation steps, crop side, passes per tile)`` of ``large_mode: shared``."""
+        return (self.adapt_iterations or self.iterations, self.adapt_size or self.tile_size,
+                self.tile_passes or self.final_passes or SHARED_PASSES)
+
     def _fill_shared(self, template, x, generator, desc):
         """``large_mode: shared`` for ``x`` (``(B, C, H, W)``, larger than ``tile_size``): see the class doc."""
-        if self.adapt_iterations not in (None, self.iterations):  # T is the adaptation's steps from here on
+        steps, side, passes = self.shared_plan()
+        if steps != self.iterations:  # T is the adaptation's steps from here on
             adapting = copy.copy(self)
-            adapting.iterations, adapting.adapt_iterations = self.adapt_iterations, None
+            adapting.iterations, adapting.adapt_iterations = steps, None
             return adapting._fill_shared(template, x, generator, desc)
         tile, device = self.tile_size, x.device
         h, w = x.shape[-2:]
-        th, tw = min(h, self.adapt_size or tile), min(w, self.adapt_size or tile)
+        th, tw = min(h, side), min(w, side)
         min_size = getattr(template, 'min_size', 0)
         net, optimizer, scaler = self._fresh_net(template, device)
         channels_last = self.precision(device)[1]
         masks = self.mask_stream()
         gen_device = generator.device if generator is not None else device
-        passes = self.tile_passes or self.final_passes or SHARED_PASSES
         keep_at, snapshots = set(self.snapshot_steps(passes)), []
         bar = self._bar(self.iterations, f'{desc or "filling"} adapting')
         for t in bar:  # adapt one copy on random crops of the whole image
