@@ -328,6 +328,15 @@ class IterativeFiller:
             pred = net(xk, keep)
             loss = masked_fill_loss(pred.float(), xk, keep)
         optimizer.zero_grad(set_to_none=True)
+        self.backward_step(loss, optimizer, scaler)
+        if ybar is not None:
+            with torch.no_grad():
+                self._update(ybar, pred.detach(), keep, self.beta_at(t))
+        return loss
+
+    @staticmethod
+    def backward_step(loss, optimizer, scaler=None):
+        """Back-propagate ``loss`` and take the optimiser's step (through the fp16 gradient scaler when given)."""
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -335,10 +344,6 @@ class IterativeFiller:
         else:
             loss.backward()
             optimizer.step()
-        if ybar is not None:
-            with torch.no_grad():
-                self._update(ybar, pred.detach(), keep, self.beta_at(t))
-        return loss
 
     @torch.no_grad()
     def forward_pass(self, net, x, ybar, generator, t=None, masks=None):

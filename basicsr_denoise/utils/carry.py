@@ -24,7 +24,7 @@ from basicsr_denoise.utils.misc import state_iter
 
 #: Option keys that must match between a carried state and the options resuming it.
 FINGERPRINT_KEYS = ('model_type', 'network_g', 'train.score_opt', 'train.pixel_opt', 'train.mask',
-                    'train.input_noise', 'datasets.train.noise', 'datasets.train.gt_size')
+                    'train.input_noise', 'train.meta', 'datasets.train.noise', 'datasets.train.gt_size')
 
 #: A warning is logged when the carried pair grows beyond this (the repository's limit per run).
 MAX_BYTES = 15 * 1024 * 1024
