@@ -78,6 +78,13 @@ def test_a_meta_iteration_moves_the_weights_and_repeats_exactly(tmp_path):
     assert log == log2 and 0 < log['l_meta'] < log['l_fill']  # the noisy target is further than the clean one
 
 
+def test_outer_steps_default_to_the_running_ensembles_memory(tmp_path):
+    model = _model(tmp_path, 'train.meta.fill={iterations: 75, beta: 0.9, mask_ratio: [30, 30]}', 'train.meta.outer_steps=~')
+    assert model.outer_steps == 33  # 1 / (0.3 * (1 - 0.9))
+    model = _model(tmp_path, 'train.meta.fill={iterations: 20, beta: 0.9}', 'train.meta.outer_steps=~')
+    assert model.outer_steps == 20  # at most the fill's steps
+
+
 @pytest.mark.parametrize('extra, match', [
     (['train.input_noise=~'], r'train\.input_noise: required'),
     (['train.meta.outer_steps=0'], r'train\.meta\.outer_steps: must be an integer in \[1, 3\]'),

@@ -38,7 +38,7 @@ class MetaFillPretrainModel(MaskedPretrainModel):
     The sum of those gradients (first-order: the fill's own dependence on the starting weights is dropped),
     averaged over steps and crops, is the gradient of the pre-trained weights for ``train.optim_g``. The
     ensemble the user gets averages exactly those predictions, over about the last ``1 / (p (1 - beta))``
-    steps, the default of ``outer_steps``.
+    steps (:meth:`IterativeFiller.ensemble_memory`), the default of ``outer_steps``.
 
     Everything else (EMA, gradient clipping, bf16 of the outer network, validation, carried training states)
     is :class:`MaskedPretrainModel`'s. The cost of an iteration is about ``T`` fill steps per crop.
@@ -65,9 +65,9 @@ class MetaFillPretrainModel(MaskedPretrainModel):
         if self.filler.final_passes or self.filler.shuffle != 1:
             raise OptionError(f'{where}.meta.fill: final_passes and shuffle are not meta-learned; leave them unset')
         steps = self.filler.iterations
-        default = min(steps, max(1, round(1.0 / (max(sum(self.filler.sampler.ratio) / 200.0, 1e-3)
-                                                 * max(1.0 - self.filler.beta, 1e-3)))))
-        self.outer_steps = meta.get('outer_steps', default)
+        self.outer_steps = meta.get('outer_steps')
+        if self.outer_steps is None:  # unset or ~
+            self.outer_steps = self.filler.ensemble_memory()
         if isinstance(self.outer_steps, bool) or not isinstance(self.outer_steps, int) \
                 or not 1 <= self.outer_steps <= steps:
             raise OptionError(f'{where}.meta.outer_steps: must be an integer in [1, {steps}] '

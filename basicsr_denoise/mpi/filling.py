@@ -383,14 +383,19 @@ class IterativeFiller:
             done += 1
         return total / count
 
+    def ensemble_memory(self):
+        """The steps the running ensemble remembers at the end: ``1 / (p (1 - beta))`` (at most ``T``), ``p`` the mean
+        hidden ratio; a pixel is updated with weight ``1 - beta`` at each step that hides it."""
+        p = max(sum(self.sampler.ratio) / 200.0, 1e-3)
+        return min(self.iterations, max(1, round(1.0 / (p * max(1.0 - self.beta_at(self.iterations - 1), 1e-3)))))
+
     def snapshot_steps(self, passes):
         """The adaptation steps after which ``large_mode: shared`` keeps a copy of the weights: ``passes`` steps
         (at most ``T``) evenly spread over the last ``1 / (p (1 - beta))`` steps, ``p`` the mean hidden ratio.
         That window is the memory of the authors' running ensemble, in which a pixel is updated with weight
         ``1 - beta`` at each step that hides it; so the forward-only passes average predictions of as many
         states of the network as the running ensemble would, not of its last state only."""
-        p = max(sum(self.sampler.ratio) / 200.0, 1e-3)
-        window = min(self.iterations, max(1, round(1.0 / (p * max(1.0 - self.beta_at(self.iterations - 1), 1e-3)))))
+        window = self.ensemble_memory()
         count = min(passes, window)
         last = self.iterations - 1
         return sorted({last - round(i * window / count) for i in range(count)})
