@@ -84,27 +84,21 @@ class MetaFillPretrainModel(MaskedPretrainModel):
         if f.precision(x.device)[1]:
             x, clean = (t.contiguous(memory_format=torch.channels_last) for t in (x, clean))
         params = list(net.parameters())
+        meta_sum = []
+
+        def meta_gradient(pred, xk, keep):  # at the adapted weights, before the step's own update
+            ck = torch.cat([clean] * (xk.shape[0] // clean.shape[0]))
+            meta = masked_fill_loss(pred.float(), ck, keep)
+            for g, d in zip(grads, torch.autograd.grad(meta, params, retain_graph=True)):
+                g.add_(d)
+            meta_sum.append(float(meta.detach()))
+
         masks = f.mask_stream()
         first = f.iterations - self.outer_steps
-        meta_sum = 0.0
-        for t in range(f.iterations):
-            if f.lr_schedule != 'constant':
-                for group in optimizer.param_groups:
-                    group['lr'] = f.lr_at(t)
-            keep, xk = f._draw(masks, net, x, None)  # the global RNG: saved in training states
-            with f._autocast(x.device):
-                pred = net(xk, keep)
-            pred = pred.float()
-            loss = masked_fill_loss(pred, xk, keep)
-            optimizer.zero_grad(set_to_none=True)
-            if t >= first:
-                ck = torch.cat([clean] * (xk.shape[0] // clean.shape[0]))
-                meta = masked_fill_loss(pred, ck, keep)
-                for g, d in zip(grads, torch.autograd.grad(meta, params, retain_graph=True)):
-                    g.add_(d)
-                meta_sum += float(meta.detach())
-            f.backward_step(loss, optimizer, scaler)
-        return float(loss.detach()), meta_sum / self.outer_steps
+        for t in range(f.iterations):  # masks from the global RNG (generator None): saved in training states
+            loss = f.step(net, optimizer, x, None, None, scaler, t=t, masks=masks,
+                          before_backward=meta_gradient if t >= first else None)
+        return float(loss.detach()), sum(meta_sum) / self.outer_steps
 
     def optimize_parameters(self, current_iter):
         template = bare(self.net_g)

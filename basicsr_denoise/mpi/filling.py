@@ -312,13 +312,15 @@ class IterativeFiller:
         for k in range(pred.shape[0] // b):
             ensemble_update(ybar, pred[k * b:(k + 1) * b], keep[k * b:(k + 1) * b], beta)
 
-    def step(self, net, optimizer, x, ybar, generator, scaler=None, t=0, masks=None):
+    def step(self, net, optimizer, x, ybar, generator, scaler=None, t=0, masks=None, before_backward=None):
         """Filling iteration ``t``: draw ``K`` masks, one Adam step at ``lr_at(t)`` on the hidden pixels,
         then update ``ybar`` in place with ``beta_at(t)`` (skipped when ``ybar`` is None).
 
         Args:
             masks (MaskSampler | ComplementaryMasks | None): The image's mask source. Default: None
                 (:meth:`mask_stream`, fresh: right for independent masks only).
+            before_backward (callable | None): Called as ``before_backward(pred, xk, keep)`` with the step's
+                prediction (its graph still alive), input and masks, before the step's own backward pass.
         """
         if self.lr_schedule != 'constant':
             for group in optimizer.param_groups:
@@ -328,15 +330,8 @@ class IterativeFiller:
             pred = net(xk, keep)
             loss = masked_fill_loss(pred.float(), xk, keep)
         optimizer.zero_grad(set_to_none=True)
-        self.backward_step(loss, optimizer, scaler)
-        if ybar is not None:
-            with torch.no_grad():
-                self._update(ybar, pred.detach(), keep, self.beta_at(t))
-        return loss
-
-    @staticmethod
-    def backward_step(loss, optimizer, scaler=None):
-        """Back-propagate ``loss`` and take the optimiser's step (through the fp16 gradient scaler when given)."""
+        if before_backward is not None:
+            before_backward(pred, xk, keep)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -344,6 +339,10 @@ class IterativeFiller:
         else:
             loss.backward()
             optimizer.step()
+        if ybar is not None:
+            with torch.no_grad():
+                self._update(ybar, pred.detach(), keep, self.beta_at(t))
+        return loss
 
     @torch.no_grad()
     def forward_pass(self, net, x, ybar, generator, t=None, masks=None):
@@ -391,10 +390,9 @@ class IterativeFiller:
 
     def snapshot_steps(self, passes):
         """The adaptation steps after which ``large_mode: shared`` keeps a copy of the weights: ``passes`` steps
-        (at most ``T``) evenly spread over the last ``1 / (p (1 - beta))`` steps, ``p`` the mean hidden ratio.
-        That window is the memory of the authors' running ensemble, in which a pixel is updated with weight
-        ``1 - beta`` at each step that hides it; so the forward-only passes average predictions of as many
-        states of the network as the running ensemble would, not of its last state only."""
+        (at most ``T``) evenly spread over the last :meth:`ensemble_memory` steps, the memory of the authors'
+        running ensemble; so the forward-only passes average predictions of as many states of the network as the
+        running ensemble would, not of its last state only."""
         window = self.ensemble_memory()
         count = min(passes, window)
         last = self.iterations - 1
