@@ -347,6 +347,7 @@ def main(argv=None):
     Returns None (a console script would print a returned value and exit 1): use :func:`denoise_files`
     for the metrics.
     """
+    from basicsr_denoise.utils.dist import exit_worker
     args = build_parser().parse_args(argv)
     res, rank = exit_on_user_error(run, args)
     if rank == 0:
@@ -354,8 +355,7 @@ def main(argv=None):
         if 'psnr' in res['mean']:
             summary += f", mean PSNR {res['mean']['psnr']:.2f} dB"
         print(summary + (f", {len(res['failed'])} failed" if res['failed'] else ''), flush=True)
-    if res['failed']:
-        sys.exit(1)
+    exit_worker(1 if res['failed'] else 0)
 
 
 if __name__ == '__main__':

@@ -28,8 +28,8 @@ from torch.utils.data import Subset  # noqa: E402
 from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
 from basicsr_denoise.models.base_model import summarize_records  # noqa: E402
-from basicsr_denoise.utils.dist import (barrier, destroy_on_exit, gather_shards, get_dist_info, init_dist,  # noqa: E402
-                                        shard)
+from basicsr_denoise.utils.dist import (barrier, destroy_on_exit, exit_worker, gather_shards,  # noqa: E402
+                                        get_dist_info, init_dist, shard)
 from basicsr_denoise.utils.errors import exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.logger import get_root_logger, get_time_str  # noqa: E402
 from basicsr_denoise.utils.misc import mkdir_and_rename, set_random_seed  # noqa: E402
@@ -102,6 +102,7 @@ def main(argv=None):
     """Command-line entry: user errors print one line (``error: ...``) and exit with status 2."""
     with destroy_on_exit():
         exit_on_user_error(test_pipeline, argv=argv)
+    exit_worker(0)
 
 
 if __name__ == '__main__':

@@ -31,7 +31,8 @@ from basicsr_denoise.data.sampler import EnlargedSampler  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
 from basicsr_denoise.utils.carry import export_state, import_newer_state  # noqa: E402
 from basicsr_denoise.utils.checkpoint import safe_load  # noqa: E402
-from basicsr_denoise.utils.dist import barrier, destroy_on_exit, get_dist_info, init_dist, reduce_mean  # noqa: E402
+from basicsr_denoise.utils.dist import (barrier, destroy_on_exit, exit_worker, get_dist_info, init_dist,  # noqa: E402
+                                       reduce_mean)
 from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.logger import MessageLogger, get_root_logger, get_time_str, init_tb_logger  # noqa: E402
 from basicsr_denoise.utils.misc import (find_latest_state, mkdir_and_rename, preserve_rng,  # noqa: E402
@@ -227,6 +228,7 @@ def main(argv=None):
     """Command-line entry: user errors print one line (``error: ...``) and exit with status 2."""
     with destroy_on_exit():
         exit_on_user_error(train_pipeline, argv=argv)
+    exit_worker(0)
 
 
 if __name__ == '__main__':

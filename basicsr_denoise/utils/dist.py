@@ -6,7 +6,9 @@ gloo otherwise, so ``torchrun --nproc_per_node=2`` also works on a CPU-only mach
 """
 
 import functools
+import logging
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -54,6 +56,10 @@ class destroy_on_exit:
         return False
 
 
+#: Set once this process has destroyed its process group (see :func:`exit_worker`).
+_SHUT_DOWN = False
+
+
 def shutdown_dist(ok=True):
     """Destroy the default process group, if one was started.
 
@@ -69,6 +75,30 @@ def shutdown_dist(ok=True):
         except Exception:  # a peer already gone: tear down anyway
             pass
     dist.destroy_process_group()
+    global _SHUT_DOWN
+    _SHUT_DOWN = True
+
+
+def exit_worker(code=0):
+    """End a command: in a torchrun worker whose process group :func:`shutdown_dist` destroyed, flush the
+    streams and logs and leave at once with ``code`` (``os._exit``); elsewhere ``sys.exit(code)`` for a non-zero
+    ``code`` and a plain return for 0 (so a command called in-process returns).
+
+    Why: gloo's worker threads can outlive ``destroy_process_group`` and abort the interpreter's finalisation
+    ("terminate called without an active exception", SIGABRT) after the work is done and written, which
+    torchrun reports as a failed job and answers by killing the other ranks. Skipping the finalisation of a
+    worker that has nothing left to do removes the race.
+    """
+    if _SHUT_DOWN:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        logging.shutdown()
+        os._exit(code)
+    if code:
+        sys.exit(code)
 
 
 def get_dist_info():
