@@ -135,6 +135,27 @@ def test_skip_net_default_size_and_any_input_size():
     assert unpad(small(x), size).shape == (1, 3, 20, 9)
 
 
+def test_reflection_padding_stays_in_bf16_under_autocast_with_the_same_forward():
+    from basicsr_denoise.archs.skip_arch import ReflectionPad2d
+    x = torch.rand(1, 4, 6, 7).to(torch.bfloat16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ours, torchs = ReflectionPad2d(1)(x), nn.ReflectionPad2d(1)(x)
+        assert ReflectionPad2d(0)(x) is x  # a 1x1 conv's zero padding copies nothing
+    assert ours.dtype == torch.bfloat16 and torchs.dtype == torch.float32  # autocast pads in float32 ...
+    assert torch.equal(ours.float(), torchs)  # ... and padding only moves values
+    torch.manual_seed(0)
+    net = SkipNet(**{k: v for k, v in MINIMAL_OPTS['SkipNet'].items() if k != 'type'}).train()
+    inp = torch.rand(2, 6, 64, 64)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        a = net(inp)
+        for m in net.modules():  # the same network with torch's padding modules
+            for name, child in m.named_children():
+                if isinstance(child, ReflectionPad2d):
+                    setattr(m, name, nn.ReflectionPad2d(child.padding))
+        b = net(inp)
+    assert torch.equal(a, b)
+
+
 def test_skip_net_key_layout_matches_dip():
     keys = list(SkipNet(num_in_ch=6).state_dict())
     assert keys[0] == '1.0.1.1.weight'  # DIP numbers Sequential children from 1; reflection pad is child 0
