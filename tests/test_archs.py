@@ -1,6 +1,7 @@
 """Architectures: every registered network runs, the MPI authors' checkpoints load strict
 and reconstruct hidden pixels, checkpoint errors are helpful and safe."""
 
+import copy
 import math
 import os
 import pickle
@@ -135,6 +136,18 @@ def test_skip_net_default_size_and_any_input_size():
     assert unpad(small(x), size).shape == (1, 3, 20, 9)
 
 
+def _with_torch_modules(net):
+    """``net`` with torch's own padding and upsampling modules in place of skip_arch's."""
+    from basicsr_denoise.archs import skip_arch
+    for m in net.modules():
+        for name, child in m.named_children():
+            if isinstance(child, skip_arch.ReflectionPad2d):
+                setattr(m, name, nn.ReflectionPad2d(child.padding))
+            elif isinstance(child, skip_arch.Upsample):
+                setattr(m, name, nn.Upsample(scale_factor=child.scale_factor, mode=child.mode))
+    return net
+
+
 def test_reflection_padding_stays_in_bf16_under_autocast_with_the_same_forward():
     from basicsr_denoise.archs.skip_arch import ReflectionPad2d
     x = torch.rand(1, 4, 6, 7).to(torch.bfloat16)
@@ -148,12 +161,28 @@ def test_reflection_padding_stays_in_bf16_under_autocast_with_the_same_forward()
     inp = torch.rand(2, 6, 64, 64)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         a = net(inp)
-        for m in net.modules():  # the same network with torch's padding modules
-            for name, child in m.named_children():
-                if isinstance(child, ReflectionPad2d):
-                    setattr(m, name, nn.ReflectionPad2d(child.padding))
-        b = net(inp)
+        b = _with_torch_modules(net)(inp)
     assert torch.equal(a, b)
+
+
+def test_channels_last_upsampling_hands_back_a_channels_last_gradient_with_the_same_values(monkeypatch):
+    from basicsr_denoise.archs import skip_arch
+    calls = []
+    monkeypatch.setattr(skip_arch, '_channels_last_grad', lambda g: calls.append(1) or
+                        g.contiguous(memory_format=torch.channels_last))
+    torch.manual_seed(0)
+    net = SkipNet(**{k: v for k, v in MINIMAL_OPTS['SkipNet'].items() if k != 'type'}).train()
+    net = net.to(memory_format=torch.channels_last)
+    inp = torch.rand(2, 6, 64, 64).contiguous(memory_format=torch.channels_last)
+    runs = []
+    for model in (net, _with_torch_modules(copy.deepcopy(net))):
+        model.zero_grad()
+        out = model(inp)
+        (out * torch.linspace(0, 1, out.numel()).view_as(out)).sum().backward()
+        runs.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert len(calls) == 5  # one per scale, ours only
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
 
 
 def test_skip_net_key_layout_matches_dip():
