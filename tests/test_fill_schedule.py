@@ -140,10 +140,15 @@ def test_the_default_preset_is_quick_and_takes_the_fast_precision_only_where_nat
                                        ('beta_schedule', 'cosine'), ('beta_end', 1.5), ('masks_per_step', 0),
                                        ('complementary', 'yes'), ('final_passes', -1), ('large_mode', 'whole'),
                                        ('adapt_size', 0), ('adapt_iterations', 0),
-                                       ('tile_passes', 0)])
+                                       ('tile_passes', 0), ('by_area', 'large'),
+                                       ('by_area.pixels', {'pixels': [4096], 'iterations': 9}),
+                                       ('by_area.pixels', {'pixels': [4096, 1024]}),
+                                       ('by_area.iterations', {'pixels': [1024, 4096], 'iterations': 0}),
+                                       ('by_area.final_passes', {'pixels': [1024, 4096], 'final_passes': -1}),
+                                       ('by_area.steps', {'pixels': [1024, 4096], 'steps': 9})])
 def test_bad_values_are_one_line_errors_naming_the_key(key, value):
     with pytest.raises(OptionError) as exc:
-        build_filler({key: value}, 'multchannel', source='f.yml')
+        build_filler({key.split('.')[0]: value}, 'multchannel', source='f.yml')
     msg = str(exc.value)
     assert msg.startswith(f'f.yml: fill.{key}: ') and '\n' not in msg
 
@@ -368,7 +373,8 @@ def test_shared_large_mode_crops_come_from_the_seeded_generator():
     {'masks_per_step': 2}, {'complementary': True}, {'complementary': True, 'mask_ratio': [20, 40]},
     {'final_passes': 2}, {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4},
     {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4, 'masks_per_step': 2, 'final_passes': 3},
-    {'autocast': 'auto', 'channels_last': 'auto'}])
+    {'autocast': 'auto', 'channels_last': 'auto'},
+    {'by_area': {'pixels': [100, 400], 'iterations': 5, 'final_passes': 2}}])
 def test_seeds_repeat_exactly_with_every_new_option(monkeypatch, opts):
     monkeypatch.setattr(hardware, 'fast_precision', lambda device: ('bf16', True))
     net, x = _tiny(), torch.rand(1, 3, 24, 20)
@@ -380,3 +386,26 @@ def test_seeds_repeat_exactly_with_every_new_option(monkeypatch, opts):
                                                                  ('tile_size', 'tile_overlap', 'mask_ratio')}},
                          'multchannel')
     assert not torch.equal(a, run(plain, 3))  # and the option changes the result
+
+
+# ------------------------------------------------------------------------------------------ by image size
+def test_by_area_interpolates_steps_and_passes_in_log_area():
+    f = _filler(iterations=10, final_passes=0, by_area={'pixels': [100, 10000], 'iterations': 30, 'final_passes': 20})
+    assert [(g.iterations, g.final_passes) for g in map(f.for_area, (50, 100, 1000, 10000, 10**6))] == \
+        [(10, 0), (10, 0), (20, 10), (30, 20), (30, 20)]
+    assert f.for_area(100) is f and f.iterations == 10  # the filler itself is never changed
+    assert _filler(by_area=None).for_area(10**6).iterations == 3
+    f = _filler(iterations=10, final_passes=4, by_area={'pixels': [100, 10000]})  # unset: the base values
+    assert (f.for_area(10**6).iterations, f.for_area(10**6).final_passes) == (10, 4)
+
+
+@pytest.mark.parametrize('size,steps,passes', [(8, 2, 0), (16, 3, 1), (32, 4, 2)])
+def test_each_image_and_each_tile_gets_the_steps_and_passes_of_its_size(size, steps, passes):
+    f = _filler(iterations=2, by_area={'pixels': [64, 1024], 'iterations': 4, 'final_passes': 2})
+    f(_Spy(), torch.rand(1, 3, size, size), torch.Generator().manual_seed(0))
+    assert [c['grad'] for c in _Spy.log] == [True] * steps + [False] * passes
+    _Spy.log.clear()  # tiles of 16 px within a 40-px image: each tile has the steps of 256 pixels
+    f.tile_size, f.tile_overlap = 16, 4
+    f(_Spy(), torch.rand(1, 3, 40, 40), torch.Generator().manual_seed(0))
+    tiles = len(tile_boxes(40, 16, 4)) ** 2
+    assert [c['grad'] for c in _Spy.log] == ([True] * 3 + [False]) * tiles

@@ -62,8 +62,9 @@ class MetaFillPretrainModel(MaskedPretrainModel):
         meta = opt['train'].get('meta') or {}
         self.filler = build_filler(meta.get('fill'), bare(self.net_g).mask_mode, source=source)
         self.filler.show_progress = False
-        if self.filler.final_passes or self.filler.shuffle != 1:
-            raise OptionError(f'{where}.meta.fill: final_passes and shuffle are not meta-learned; leave them unset')
+        if self.filler.final_passes or self.filler.shuffle != 1 or self.filler.by_area is not None:
+            raise OptionError(f'{where}.meta.fill: final_passes, by_area and shuffle are not meta-learned; '
+                              'leave them unset')
         steps = self.filler.iterations
         self.outer_steps = meta.get('outer_steps')
         if self.outer_steps is None:  # unset or ~

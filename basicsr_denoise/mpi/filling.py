@@ -34,7 +34,7 @@ FILL_SCHEMA = {
     'bn_mode': str, 'tile_size': int, 'tile_overlap': int, 'pad_multiple': int, 'seed': int, 'autocast': str,
     'channels_last': (bool, str), 'progress': bool, 'lr_schedule': str, 'lr_min': float, 'beta_schedule': str,
     'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int, 'large_mode': str,
-    'adapt_size': int, 'adapt_iterations': int, 'tile_passes': int
+    'adapt_size': int, 'adapt_iterations': int, 'tile_passes': int, 'by_area': dict
 }
 BN_MODES = ('train', 'eval')
 #: ``fill.autocast`` values; None and ``'fp32'`` both mean float32, ``'auto'`` asks :func:`fast_precision`.
@@ -90,6 +90,26 @@ def pixel_shuffle_batch(y, s):
     b = bs // (s * s)
     y = y.view(b, s * s, c, h, w).transpose(1, 2).reshape(b, c * s * s, h, w)
     return F.pixel_shuffle(y, s)
+
+
+def _by_area(block, iterations, final_passes):
+    """A checked ``by_area`` block with its defaults filled in (None stays None)."""
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise OptionError(f'by_area: must be a mapping {{pixels: [A0, A1], iterations: T, final_passes: P}}, '
+                          f'got {block!r}')
+    unknown = sorted(set(block) - {'pixels', 'iterations', 'final_passes'})
+    if unknown:
+        raise OptionError(f'by_area.{unknown[0]}: unknown key (known: pixels, iterations, final_passes)')
+    pixels = block.get('pixels')
+    if not (isinstance(pixels, (list, tuple)) and len(pixels) == 2
+            and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in pixels)
+            and 0 < pixels[0] < pixels[1]):
+        raise OptionError(f'by_area.pixels: must be two increasing pixel counts [A0, A1], got {pixels!r}')
+    return {'pixels': (int(pixels[0]), int(pixels[1])),
+            'iterations': _int_at_least('by_area.iterations', block.get('iterations', iterations), 1),
+            'final_passes': _int_at_least('by_area.final_passes', block.get('final_passes', final_passes), 0)}
 
 
 def _int_at_least(key, value, low):
@@ -172,11 +192,17 @@ class IterativeFiller:
             the shared path's crops see a fraction, so more of them are needed. Default: None (``iterations``).
         tile_passes (int | None): Forward-only passes per tile of ``large_mode: shared``; unlike
             ``final_passes`` it leaves images within one tile alone. Default: None (see ``large_mode``).
+        by_area (dict | None): Steps and forward-only passes by image size, ``{pixels: [A0, A1], iterations: T1,
+            final_passes: P1}``: an image (or tile) of at most ``A0`` pixels gets ``iterations`` and ``final_passes``,
+            one of at least ``A1`` pixels ``T1`` and ``P1``, and sizes between get values interpolated linearly in
+            ``log(area)``, rounded (:meth:`for_area`). A larger image carries more evidence per step, so its
+            network fits the noise later: it gains from steps and passes that a small crop loses to. Not used by
+            the adaptation of ``large_mode: shared``, which has its own steps. Default: None (the same for all).
 
     Note:
         The authors crop CBSD68 images to a multiple of 32 before filling; this filler
         reflect-pads instead and returns the full image. The options ``lr_schedule``,
-        ``beta_schedule``, ``masks_per_step``, ``complementary``, ``final_passes`` and ``large_mode:
+        ``beta_schedule``, ``masks_per_step``, ``complementary``, ``final_passes``, ``by_area`` and ``large_mode:
         shared`` are not in the paper; their defaults are the authors' schedule.
     """
 
@@ -184,7 +210,7 @@ class IterativeFiller:
                  tile_overlap=64, pad_multiple=32, autocast=None, channels_last=False, show_progress=True,
                  lr_schedule='constant', lr_min=0.0, beta_schedule='constant', beta_end=None, masks_per_step=1,
                  complementary=False, final_passes=0, large_mode='tiles', adapt_size=None, adapt_iterations=None,
-                 tile_passes=None):
+                 tile_passes=None, by_area=None):
         if bn_mode not in BN_MODES:
             raise OptionError(f"bn_mode: must be 'train' or 'eval', got {bn_mode!r}")
         if autocast not in FILL_AUTOCAST:
@@ -206,6 +232,7 @@ class IterativeFiller:
         self.adapt_iterations = (None if adapt_iterations is None
                                  else _int_at_least('adapt_iterations', adapt_iterations, 1))
         self.tile_passes = None if tile_passes is None else _int_at_least('tile_passes', tile_passes, 1)
+        self.by_area = _by_area(by_area, iterations, self.final_passes)
         if not isinstance(complementary, bool):
             raise OptionError(f'complementary: must be true or false, got {complementary!r}')
         if complementary:
@@ -245,6 +272,24 @@ class IterativeFiller:
         if self.beta_schedule == 'constant':
             return self.beta
         return self.beta + (self.beta_end - self.beta) * self._progress(t)
+
+    def for_area(self, pixels):
+        """This filler, or a copy with the ``iterations`` and ``final_passes`` that ``by_area`` gives an image of
+        ``pixels`` pixels."""
+        if self.by_area is None:
+            return self
+        (a0, a1), frac = self.by_area['pixels'], 0.0
+        if pixels >= a1:
+            frac = 1.0
+        elif pixels > a0:
+            frac = math.log(pixels / a0) / math.log(a1 / a0)
+        steps = round(self.iterations + frac * (self.by_area['iterations'] - self.iterations))
+        passes = round(self.final_passes + frac * (self.by_area['final_passes'] - self.final_passes))
+        if (steps, passes) == (self.iterations, self.final_passes):
+            return self
+        sized = copy.copy(self)
+        sized.iterations, sized.final_passes = steps, passes
+        return sized
 
     def mask_stream(self):
         """The mask source of one image: the sampler itself, or a fresh :class:`ComplementaryMasks`."""
@@ -446,9 +491,9 @@ class IterativeFiller:
         return out / weight
 
     def _fill_padded(self, template, x, generator, desc):
-        """Pad to the network's multiple, fill, crop back."""
+        """Pad to the network's multiple, fill with the steps and passes of the image's size, crop back."""
         padded, (h, w) = pad_to_multiple(x, self.pad_multiple, min_size=getattr(template, 'min_size', 0))
-        return self.fill_once(template, padded, generator, desc)[..., :h, :w]
+        return self.for_area(h * w).fill_once(template, padded, generator, desc)[..., :h, :w]
 
     def __call__(self, template, noisy, generator, desc=None):
         """Denoise ``noisy``.
@@ -532,7 +577,7 @@ def build_filler(fill_opt, mask_mode, source=None):
                                complementary=_or(f.get('complementary'), False),
                                final_passes=_or(f.get('final_passes'), 0), large_mode=_or(f.get('large_mode'), 'tiles'),
                                adapt_size=f.get('adapt_size'), adapt_iterations=f.get('adapt_iterations'),
-                               tile_passes=f.get('tile_passes'))
+                               tile_passes=f.get('tile_passes'), by_area=f.get('by_area'))
     except OptionError as exc:
         key = str(exc).replace('ratio:', 'mask_ratio:', 1) if str(exc).startswith('ratio:') else str(exc)
         raise OptionError(f"{source + ': ' if source else ''}fill.{key}") from None
