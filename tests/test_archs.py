@@ -136,20 +136,8 @@ def test_skip_net_default_size_and_any_input_size():
     assert unpad(small(x), size).shape == (1, 3, 20, 9)
 
 
-def _with_torch_modules(net):
-    """``net`` with torch's own padding and upsampling modules in place of skip_arch's."""
-    from basicsr_denoise.archs import skip_arch
-    for m in net.modules():
-        for name, child in m.named_children():
-            if isinstance(child, skip_arch.ReflectionPad2d):
-                setattr(m, name, nn.ReflectionPad2d(child.padding))
-            elif isinstance(child, skip_arch.Upsample):
-                setattr(m, name, nn.Upsample(scale_factor=child.scale_factor, mode=child.mode))
-    return net
-
-
 def test_reflection_padding_stays_in_bf16_under_autocast_with_the_same_forward():
-    from basicsr_denoise.archs.skip_arch import ReflectionPad2d
+    from basicsr_denoise.archs.skip_arch import ReflectionPad2d, with_torch_modules
     x = torch.rand(1, 4, 6, 7).to(torch.bfloat16)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         ours, torchs = ReflectionPad2d(1)(x), nn.ReflectionPad2d(1)(x)
@@ -161,12 +149,13 @@ def test_reflection_padding_stays_in_bf16_under_autocast_with_the_same_forward()
     inp = torch.rand(2, 6, 64, 64)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         a = net(inp)
-        b = _with_torch_modules(net)(inp)
+        b = with_torch_modules(net)(inp)
     assert torch.equal(a, b)
 
 
 def test_channels_last_upsampling_hands_back_a_channels_last_gradient_with_the_same_values(monkeypatch):
     from basicsr_denoise.archs import skip_arch
+    with_torch_modules = skip_arch.with_torch_modules
     calls = []
     monkeypatch.setattr(skip_arch, '_channels_last_grad', lambda g: calls.append(1) or
                         g.contiguous(memory_format=torch.channels_last))
@@ -175,7 +164,7 @@ def test_channels_last_upsampling_hands_back_a_channels_last_gradient_with_the_s
     net = net.to(memory_format=torch.channels_last)
     inp = torch.rand(2, 6, 64, 64).contiguous(memory_format=torch.channels_last)
     runs = []
-    for model in (net, _with_torch_modules(copy.deepcopy(net))):
+    for model in (net, with_torch_modules(copy.deepcopy(net))):
         model.zero_grad()
         out = model(inp)
         (out * torch.linspace(0, 1, out.numel()).view_as(out)).sum().backward()

@@ -251,3 +251,18 @@ def test_dnd_tool_errors(tmp_path, dnd_root, tiny_opt, capsys):
         tool.main(['--data', root, '-opt', tiny_opt, '--out', str(tmp_path / 'o'), '--device', 'cpu'])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and 'info.mat' in err and err.startswith('error: ')
+
+
+def test_fill_speed_bench_times_combined_variants_on_rectangles(tmp_path, capsys):
+    bench = load_tool('bench_fill_speed')
+    out = tmp_path / 'speed.json'
+    bench.main(['--sizes', '64,64x96', '--threads', '1', '--steps', '1', '--repeats', '1', '--variants',
+                'bf16+channels_last,bf16+channels_last+torchmods', '--out', str(out)])
+    res = json.load(open(out))
+    assert [r['size'] for r in res['sizes']] == ['64', '64x96']
+    for r in res['sizes']:
+        assert set(r['ratio_variant_over_bare']) == {'bf16+channels_last', 'bf16+channels_last+torchmods'}
+        assert all(v > 0 for v in r['ms'].values())
+    assert '64x96: bare' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown option 'fp8'"):
+        bench.main(['--sizes', '64', '--steps', '1', '--repeats', '1', '--variants', 'bf16+fp8'])

@@ -6,11 +6,16 @@ fixed precomputed mask and no ensemble. Both are interleaved in one process, ``-
 rounds of ``--steps`` each, and the median of the per-round ratios is reported, so
 contention from other processes largely cancels. Variants of the bare step
 (channels_last, bf16 autocast, torch.compile) are timed the same way against the plain
-bare step.
+bare step. A variant joins options with ``+``: ``channels_last``, ``bf16``, ``compile``, and ``torchmods``
+(torch's own padding and upsampling modules instead of SkipNet's, which keep bf16 and channels-last in
+the backward pass: :func:`~basicsr_denoise.archs.skip_arch.with_torch_modules`). Sizes are ``N`` or ``HxW``.
 
 Usage::
 
     OMP_NUM_THREADS=2 python tools/bench_fill_speed.py --sizes 128,256 --threads 2 --out results/speed.json
+    # the default preset's precision with SkipNet's modules against torch's, up to a Kodak photo
+    OMP_NUM_THREADS=1 python tools/bench_fill_speed.py --sizes 128,256,512x768 --threads 1 \\
+        --variants bf16+channels_last,bf16+channels_last+torchmods
 """
 
 import argparse
@@ -32,17 +37,28 @@ from basicsr_denoise.mpi.masking import MaskSampler  # noqa: E402
 NET = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel', 'backbone': {'type': 'SkipNet'}}
 
 
+VARIANT_OPTIONS = ('channels_last', 'bf16', 'compile', 'torchmods')
+
+
 def make_bare(net, x, keep, variant):
-    """A closure running one bare step of ``variant`` ('plain', 'channels_last', 'bf16', 'compile')."""
-    if variant == 'channels_last':
+    """A closure running one bare step of ``variant`` ('plain' or options of :data:`VARIANT_OPTIONS` joined by '+')."""
+    opts = set() if variant == 'plain' else set(variant.split('+'))
+    unknown = opts - set(VARIANT_OPTIONS)
+    if unknown:
+        raise SystemExit(f'error: --variants: unknown option {sorted(unknown)[0]!r} '
+                         f"(known: {', '.join(VARIANT_OPTIONS)})")
+    if 'torchmods' in opts:
+        from basicsr_denoise.archs.skip_arch import with_torch_modules
+        net = with_torch_modules(net)
+    if 'channels_last' in opts:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
         keep = keep.contiguous(memory_format=torch.channels_last)
-    fwd = torch.compile(net) if variant == 'compile' else net
+    fwd = torch.compile(net) if 'compile' in opts else net
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
 
     def step():
-        if variant == 'bf16':
+        if 'bf16' in opts:
             with torch.autocast('cpu', dtype=torch.bfloat16):
                 pred = fwd(x, keep)
         else:
@@ -79,10 +95,12 @@ def timed(fn, steps):
 
 
 def bench_size(size, steps, repeats, variants):
+    """Interleaved timing of one size (``N`` or ``HxW``)."""
+    h, w = (int(v) for v in size.split('x')) if 'x' in str(size) else (int(size), int(size))
     torch.manual_seed(0)
     base = build_network(NET).train()
-    x = torch.rand(1, 3, size, size)
-    keep = (torch.rand(1, 3, size, size) >= 0.3).float()
+    x = torch.rand(1, 3, h, w)
+    keep = (torch.rand(1, 3, h, w) >= 0.3).float()
     import copy
     fns = {'full': make_full(copy.deepcopy(base), x)}
     for v in ['plain'] + variants:
@@ -115,10 +133,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     variants = [v for v in args.variants.split(',') if v]
     results = {'torch': torch.__version__, 'threads': args.threads, 'sizes': []}
-    for size in [int(s) for s in args.sizes.split(',')]:
+    for size in args.sizes.split(','):
         r = bench_size(size, args.steps, args.repeats, variants)
         results['sizes'].append(r)
-        print(f"{size}x{size}: bare {r['ms']['plain']:.1f} ms, full iteration {r['ms']['full']:.1f} ms, "
+        print(f"{size}: bare {r['ms']['plain']:.1f} ms, full iteration {r['ms']['full']:.1f} ms, "
               f"ratio {r['ratio_full_over_bare']:.3f}; " +
               ', '.join(f'{v} {r["ms"][v]:.1f} ms ({r["ratio_variant_over_bare"][v]:.2f}x)' for v in variants),
               flush=True)

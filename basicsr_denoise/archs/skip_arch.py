@@ -129,6 +129,20 @@ class Upsample(nn.Upsample):
         return y
 
 
+def with_torch_modules(net):
+    """``net`` (changed in place) with torch's own ``nn.ReflectionPad2d`` and ``nn.Upsample`` in place of
+    :class:`ReflectionPad2d` and :class:`Upsample`: the same function and weights, torch's speed (for the
+    benchmarks and tests that compare the two)."""
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, ReflectionPad2d):
+                setattr(module, name, nn.ReflectionPad2d(child.padding))
+            elif isinstance(child, Upsample):
+                setattr(module, name, nn.Upsample(scale_factor=child.scale_factor, mode=child.mode,
+                                                  align_corners=child.align_corners))
+    return net
+
+
 def make_conv(in_f, out_f, kernel_size, stride=1, bias=True, pad='zero', downsample_mode='stride'):
     """DIP's ``conv()``: ``nn.Sequential([padder], Conv2d, [downsampler])``.
 
