@@ -235,10 +235,13 @@ class MPIDenoiser(Denoiser):
         net, meta, path = load_network(weights, network_g, p.get('network_g'), path_opt.get('param_key_g', 'params'))
         block = {**(meta.get('fill') or {}), **(p.get('fill') or {})}
         fill = dict(fill or {})
-        if 'iterations' in fill and 'adapt_iterations' not in fill and block.get('adapt_iterations'):
-            # fewer (more) steps: the shared large-image adaptation shrinks (grows) in proportion
+        if 'iterations' in fill:  # fewer (more) steps: the large-image ones shrink (grow) in proportion
             ratio = fill['iterations'] / block.get('iterations', 200)
-            fill['adapt_iterations'] = max(1, round(block['adapt_iterations'] * ratio))
+            if 'adapt_iterations' not in fill and block.get('adapt_iterations'):
+                fill['adapt_iterations'] = max(1, round(block['adapt_iterations'] * ratio))
+            if 'by_area' not in fill and isinstance(block.get('by_area'), dict) and 'iterations' in block['by_area']:
+                fill['by_area'] = {**block['by_area'],
+                                   'iterations': max(1, round(block['by_area']['iterations'] * ratio))}
         block.update(fill)
         den = cls(net, block, device, seed, weights=path, source=path)
         den.preset = preset
@@ -294,7 +297,11 @@ class MPIDenoiser(Denoiser):
         if f.tile_size and f.large_mode == 'shared':
             steps, side, passes = f.shared_plan()
             large = f'; above {f.tile_size} px: {steps} steps on {side}-px crops, {passes} passes per tile'
-        return (f"MPI preset {getattr(self, 'preset', None) or 'custom'} ({f.iterations} steps, beta {f.beta}{large}), "
+        steps = f'{f.iterations} steps'
+        if f.by_area is not None:
+            top = f.for_area(f.by_area['pixels'][1])
+            steps += f' ({top.iterations} steps, {top.final_passes} passes from {f.by_area["pixels"][1]} px)'
+        return (f"MPI preset {getattr(self, 'preset', None) or 'custom'} ({steps}, beta {f.beta}{large}), "
                 f'weights {self.weights}, device {self.device}')
 
 
