@@ -173,3 +173,26 @@ def test_shard_and_gather_round_trip(n):
     parts = [shard(items, r, 2) for r in range(2)]
     merged = [p[i] for i in range(max(len(p) for p in parts)) for p in parts if i < len(p)]
     assert merged == items
+
+
+def test_exit_worker_leaves_a_shut_down_worker_at_once_with_its_code_and_its_output_flushed(tmp_path):
+    code = ('import logging, sys\n'
+            'from basicsr_denoise.utils import dist\n'
+            'logging.basicConfig(filename=sys.argv[1], level=logging.INFO)\n'
+            'logging.info("logged")\n'
+            'print("written", end="")  # still in the buffer: stdout is a pipe\n'
+            'dist._SHUT_DOWN = True\n'
+            'import atexit; atexit.register(lambda: print("finalised"))\n'
+            'dist.exit_worker(int(sys.argv[2]))\n'
+            'print("not reached")\n')
+    for status in (0, 1):
+        log = tmp_path / f'{status}.log'
+        res = subprocess.run([sys.executable, '-c', code, str(log), str(status)], capture_output=True, text=True,
+                             env=env_with(tmp_path), timeout=60)
+        assert res.returncode == status and res.stdout == 'written'  # no atexit, no finalisation
+        assert 'logged' in log.read_text()
+    plain = subprocess.run([sys.executable, '-c', 'from basicsr_denoise.utils import dist\n'
+                            'import atexit; atexit.register(lambda: print("finalised"))\n'
+                            'dist.exit_worker(0); print("returned")\ndist.exit_worker(3)'],
+                           capture_output=True, text=True, env=env_with(tmp_path), timeout=60)
+    assert plain.returncode == 3 and plain.stdout.split() == ['returned', 'finalised']  # not a torchrun worker
