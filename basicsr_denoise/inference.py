@@ -300,7 +300,8 @@ class MPIDenoiser(Denoiser):
         steps = f'{f.iterations} steps'
         if f.by_area is not None:
             top = f.for_area(f.by_area['pixels'][1])
-            steps += f' ({top.iterations} steps, {top.final_passes} passes from {f.by_area["pixels"][1]} px)'
+            passes = f' and {top.final_passes} passes' if top.final_passes else ''
+            steps += f' ({top.iterations}{passes} from {f.by_area["pixels"][1]} px)'
         return (f"MPI preset {getattr(self, 'preset', None) or 'custom'} ({steps}, beta {f.beta}{large}), "
                 f'weights {self.weights}, device {self.device}')
 
