@@ -1,11 +1,12 @@
 """PSNR of MPI's running ensemble against the number of filling steps, on one image of a bench set.
 
-One fill runs for the largest step count; the ensemble is scored at each of ``--checks`` (so the rows share
-one trajectory: a fill stopped at step ``t`` gives the same result when the schedule does not depend on the
-total, as with ``quick``'s constant lr and beta), and at each check ``--passes`` forward-only passes are added
-to a copy of the ensemble (their own masks), the trajectory untouched. The image is read from ``SET/noisy`` and
-``SET/gt`` (``.npy`` float HWC, as ``shared/bench/make_inputs.py`` and ``tools/make_bench_noise.py`` write them);
-the masks come from ``image_seed(--seed, name)`` like every other entry point.
+One fill (:meth:`IterativeFiller.fill_once`) runs for the largest step count; the ensemble is scored at each of
+``--checks`` (so the rows share one trajectory: a fill stopped at step ``t`` gives the same result when the
+schedule does not depend on the total, as with ``quick``'s constant lr and beta), and at each check
+``--passes`` forward-only passes are added to a copy of the ensemble (their own masks), the trajectory
+untouched. The image is read from ``SET/noisy`` and ``SET/gt`` (``.npy`` float HWC, as
+``shared/bench/make_inputs.py`` and ``tools/make_bench_noise.py`` write them); the masks come from
+``image_seed(--seed, name)`` like every other entry point.
 
 Example (the development photo kodim07 with the authors' weights)::
 
@@ -17,7 +18,6 @@ Prints one line per check and writes ``--out`` (JSON) when given.
 
 import argparse
 import copy
-import json
 import os.path as osp
 import sys
 import time
@@ -60,30 +60,27 @@ def main(argv=None):
     fill = {**(yaml.safe_load(args.fill) or {}), 'progress': False, 'iterations': checks[-1], 'by_area': None}
     den = MPIDenoiser.from_pretrained(args.preset, args.weights, fill=fill, device='cpu')
     f = den.filler
-    read = lambda kind: torch.from_numpy(np.load(osp.join(args.set, kind, args.image + '.npy'))).permute(2, 0, 1)[None].float()  # noqa: E731,E501
-    x, gt = read('noisy'), read('gt')
+    x, gt = (torch.from_numpy(np.load(osp.join(args.set, kind, args.image + '.npy'))).permute(2, 0, 1)[None].float()
+             for kind in ('noisy', 'gt'))
     xp, (h, w) = pad_to_multiple(x, f.pad_multiple, min_size=getattr(den.net, 'min_size', 0))
-    net, optimizer, scaler = f._fresh_net(den.net, x.device)
-    if f.precision(x.device)[1]:
-        xp = xp.contiguous(memory_format=torch.channels_last)
-    ybar, masks = xp.clone(), f.mask_stream()
-    gen = torch.Generator().manual_seed(image_seed(args.seed, args.image))
     rows, t0 = [], time.time()
-    for t in range(checks[-1]):
-        f.step(net, optimizer, xp, ybar, gen, scaler, t=t, masks=masks)
+
+    def check(t, net, xf, ybar, masks):
         if t + 1 not in checks:
-            continue
+            return
         row = {'steps': t + 1, 'psnr': psnr(ybar[..., :h, :w], gt), 'seconds': time.time() - t0, 'passes': {}}
         ens, pass_masks, pass_gen, done = ybar.clone(), copy.deepcopy(masks), torch.Generator().manual_seed(123), 0
         for p in passes:
             while done < p:
-                f.forward_pass(net, xp, ens, pass_gen, masks=pass_masks)
+                f.forward_pass(net, xf, ens, pass_gen, masks=pass_masks)
                 done += 1
             row['passes'][str(p)] = psnr(ens[..., :h, :w], gt)
         rows.append(row)
         print(f"{args.image} {t + 1} steps: {row['psnr']:.3f}" +
               ''.join(f' | +{p} passes {v:.3f}' for p, v in row['passes'].items()) + f" ({row['seconds']:.0f} s)",
               flush=True)
+
+    f.fill_once(den.net, xp, torch.Generator().manual_seed(image_seed(args.seed, args.image)), after_step=check)
     if args.out:
         write_json_atomic({'image': args.image, 'weights': args.weights, 'preset': args.preset, 'fill': fill,
                            'rows': rows}, args.out)

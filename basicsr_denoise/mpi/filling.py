@@ -287,9 +287,13 @@ class IterativeFiller:
         passes = round(self.final_passes + frac * (self.by_area['final_passes'] - self.final_passes))
         if (steps, passes) == (self.iterations, self.final_passes):
             return self
-        sized = copy.copy(self)
-        sized.iterations, sized.final_passes = steps, passes
-        return sized
+        return self._replace(iterations=steps, final_passes=passes)
+
+    def _replace(self, **changes):
+        """A shallow copy of this filler with ``changes`` to its attributes (a variant for one image)."""
+        variant = copy.copy(self)
+        variant.__dict__.update(changes)
+        return variant
 
     def mask_stream(self):
         """The mask source of one image: the sampler itself, or a fresh :class:`ComplementaryMasks`."""
@@ -318,8 +322,13 @@ class IterativeFiller:
     def _bar(self, total, desc):
         return progress(range(total), desc=desc or 'filling', unit='it', disable=None if self.show_progress else True)
 
-    def fill_once(self, template, x, generator, desc=None):
+    def fill_once(self, template, x, generator, desc=None, after_step=None):
         """Fill a batch ``x`` (``(B, C, H, W)``, sizes fitting the network) from a fresh copy of ``template``.
+
+        Args:
+            after_step (callable | None): Called as ``after_step(t, net, x, ybar, masks)`` after training step ``t``
+                (``x`` in the fill's memory format, ``ybar`` the running ensemble; e.g. to read the ensemble along
+                the way, ``tools/fill_curve.py``). Default: None.
 
         Returns:
             Tensor: ``(B, C, H, W)`` float32 ensemble ``ybar``.
@@ -333,6 +342,8 @@ class IterativeFiller:
         for t in bar:
             if t < self.iterations:
                 self.step(net, optimizer, x, ybar, generator, scaler, t=t, masks=masks)
+                if after_step is not None:
+                    after_step(t, net, x, ybar, masks)
             else:
                 self.forward_pass(net, x, ybar, generator, t=t, masks=masks)
         bar.close()
@@ -452,8 +463,7 @@ class IterativeFiller:
         """``large_mode: shared`` for ``x`` (``(B, C, H, W)``, larger than ``tile_size``): see the class doc."""
         steps, side, passes = self.shared_plan()
         if steps != self.iterations:  # T is the adaptation's steps from here on
-            adapting = copy.copy(self)
-            adapting.iterations, adapting.adapt_iterations = steps, None
+            adapting = self._replace(iterations=steps, adapt_iterations=None)
             return adapting._fill_shared(template, x, generator, desc)
         tile, device = self.tile_size, x.device
         h, w = x.shape[-2:]
@@ -512,8 +522,7 @@ class IterativeFiller:
             if noisy.shape[1] == 1:  # a colour network on a gray image: fill the replicated image, average back
                 # one mask shared by the copies: per-channel masks would show each hidden pixel's noisy
                 # value in the other copies, and the network would learn to copy it (no denoising)
-                gray = copy.copy(self)
-                gray.sampler = MaskSampler(self.sampler.ratio, 'singlechannel', self.sampler.patch_size)
+                gray = self._replace(sampler=MaskSampler(self.sampler.ratio, 'singlechannel', self.sampler.patch_size))
                 return gray(template, noisy.repeat(1, in_ch, 1, 1), generator, desc).mean(1, keepdim=True)
             raise DataError(f'{desc or "image"}: has {noisy.shape[1]} channels but the network takes {in_ch} '
                             f'(use weights for {noisy.shape[1]}-channel images)')
