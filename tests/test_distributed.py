@@ -162,7 +162,7 @@ def test_dead_rank_in_training_ends_the_job_and_auto_resume_continues(tmp_path):
                              cwd=str(tmp_path), env=_env(tmp_path),
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f'Resuming training from epoch' in resumed.stderr and f'iteration {latest}.' in resumed.stderr
+    assert 'Resuming training from epoch' in resumed.stderr and f'iteration {latest}.' in resumed.stderr
     assert os.path.isfile(tmp_path / 'experiments' / 'ddp_kill' / 'models' / f'net_g_{latest + 2}.pth')
 
 

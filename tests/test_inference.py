@@ -139,8 +139,9 @@ def test_tampered_shipped_checkpoint_fails_its_sha256(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------ presets and options
 def test_presets_are_defined_once_and_the_option_files_inherit_them():
     from basicsr_denoise.presets import MPI_PRESETS, load_preset
-    expected = {'quick': (75, 0.9, 30, 1), 'gauss': (1000, 0.99, 30, 1), 'fast': (200, 0.9, 30, 1), 'real': (1000, 0.99, 85, 1),
-                'real-fast': (200, 0.9, 85, 1), 'sidd': (800, 0.99, 90, 2), 'sidd-fast': (200, 0.9, 90, 2)}
+    expected = {'quick': (75, 0.9, 30, 1), 'gauss': (1000, 0.99, 30, 1), 'fast': (200, 0.9, 30, 1),
+                'real': (1000, 0.99, 85, 1), 'real-fast': (200, 0.9, 85, 1), 'sidd': (800, 0.99, 90, 2),
+                'sidd-fast': (200, 0.9, 90, 2)}
     assert set(MPI_PRESETS) == set(expected)
     for name, (it, beta, ratio, shuffle) in expected.items():
         f = load_preset(name)['fill']

@@ -79,7 +79,8 @@ def test_a_meta_iteration_moves_the_weights_and_repeats_exactly(tmp_path):
 
 
 def test_outer_steps_default_to_the_running_ensembles_memory(tmp_path):
-    model = _model(tmp_path, 'train.meta.fill={iterations: 75, beta: 0.9, mask_ratio: [30, 30]}', 'train.meta.outer_steps=~')
+    model = _model(tmp_path, 'train.meta.fill={iterations: 75, beta: 0.9, mask_ratio: [30, 30]}',
+                   'train.meta.outer_steps=~')
     assert model.outer_steps == 33  # 1 / (0.3 * (1 - 0.9))
     model = _model(tmp_path, 'train.meta.fill={iterations: 20, beta: 0.9}', 'train.meta.outer_steps=~')
     assert model.outer_steps == 20  # at most the fill's steps

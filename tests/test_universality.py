@@ -80,8 +80,8 @@ def test_universality_repeats_exactly_resumes_and_never_overwrites(tiny_datasets
     done = []
     real_run = uni.Methods.run
     monkeypatch.setattr(uni.Methods, 'run', lambda self, method, *a: done.append(method) or real_run(self, method, *a))
-    third = uni.main(_args(tiny_datasets, out, '--rows', 'poisson30,sidd', '--methods', 'mpi_ours,cbm3d_est,cbm3d_oracle',
-                           '--resume'))
+    third = uni.main(_args(tiny_datasets, out, '--rows', 'poisson30,sidd',
+                           '--methods', 'mpi_ours,cbm3d_est,cbm3d_oracle', '--resume'))
     assert set(done) == {'cbm3d_oracle'} and len(done) == 3  # two synthetic crops, one SIDD crop
     assert key == [(s['row'], s['method'], s['psnr'], s['ssim']) for s in third if s['method'] != 'cbm3d_oracle']
     # other weights or iterations are another configuration: recomputed, never mixed in

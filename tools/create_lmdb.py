@@ -95,7 +95,6 @@ def make_lmdb_from_folder(input_dir, output, compress_level=None, overwrite=Fals
     meta, unreadable, batch = [], [], []
 
     def _flush():
-        nonlocal env
         while True:
             try:
                 with env.begin(write=True) as txn:

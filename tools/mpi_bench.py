@@ -58,7 +58,8 @@ def run_one(bench, set_key, preset, weights, seed, out, extra):
 
 
 def parse_variants(specs):
-    """``NAME=KEY=VALUE;KEY=VALUE...`` -> ``{NAME: [KEY=VALUE, ...]}`` (``--force_yml`` overrides of the fast preset)."""
+    """``NAME=KEY=VALUE;KEY=VALUE...`` -> ``{NAME: [KEY=VALUE, ...]}`` (``--force_yml`` overrides of the fast
+    preset)."""
     out = {}
     for spec in specs:
         if '=' not in spec:

@@ -22,7 +22,6 @@ import os.path as osp
 import re
 import sys
 
-import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 

@@ -94,7 +94,8 @@ def ship(src, name, opt_path=None, network_g=None, fill=None, score=None, recipe
             fill = {k: v for k, v in opt['fill'].items() if k != 'progress'}
     dst = osp.join(dest_dir, name)
     tmp = dst + '.ship.tmp'
-    sha = export_checkpoint(src, tmp, network_g=network_g, fill=fill, score=score, param_key=param_key)  # src may be dst
+    # src may be dst
+    sha = export_checkpoint(src, tmp, network_g=network_g, fill=fill, score=score, param_key=param_key)
     os.replace(tmp, dst)
     update_registry(name, sha, recipe, registry_file)
     update_readme(name, sha, os.path.getsize(dst), readme)

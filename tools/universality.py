@@ -180,7 +180,8 @@ class CBM3D:
 
     def oracle(self, noisy, gt):
         """The sigma that maximises PSNR against ``gt``: golden-section search on ``log(sigma)`` over
-        :data:`ORACLE_RANGE` (:data:`ORACLE_STEPS` runs, sigma found to within about 7 %); returns ``(output, sigma)``."""
+        :data:`ORACLE_RANGE` (:data:`ORACLE_STEPS` runs, sigma found to within about 7 %); returns
+        ``(output, sigma)``."""
         tried = {}
 
         def run(t):

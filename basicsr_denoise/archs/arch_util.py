@@ -275,7 +275,8 @@ def _mismatch_hint(net, own, sd, missing, unexpected, shapes):
         if m:
             shifted = f'{m.group(1)}.{int(m.group(2)) + 1}.{m.group(3)}'
             if shifted in miss_set:
-                return "the network's convs sit one index later than the checkpoint's: the checkpoint was built with pad 'zero'"
+                return ("the network's convs sit one index later than the checkpoint's: "
+                        "the checkpoint was built with pad 'zero'")
             shifted = f'{m.group(1)}.{int(m.group(2)) - 1}.{m.group(3)}'
             if shifted in miss_set:
                 return "the checkpoint's convs sit one index later: it was built with pad 'reflection'"

@@ -323,7 +323,8 @@ class SkipNet(DIPSequential):
             self.add(nn.Sigmoid())
 
     def forward(self, x):
-        """Map ``(B, num_in_ch, H, W)`` (H, W >= ``min_size``) to ``(B, num_out_ch, H, W)``, in [0, 1] with the sigmoid."""
+        """Map ``(B, num_in_ch, H, W)`` (H, W >= ``min_size``) to ``(B, num_out_ch, H, W)``, in [0, 1] with the
+        sigmoid."""
         if x.shape[-2] < self.min_size or x.shape[-1] < self.min_size:
             raise ValueError(f'SkipNet: input {tuple(x.shape[-2:])} is smaller than min_size {self.min_size} '
                              f'(pad it, e.g. with arch_util.pad_to_multiple)')

@@ -155,7 +155,8 @@ class BaseModel:
         return [optim.param_groups[0]['lr'] for optim in self.optimizers]
 
     def setup_precision(self):
-        """Read ``train.autocast`` (``bf16`` or ``fp32``/unset; fp16 would need a gradient scaler) and ``train.channels_last``.
+        """Read ``train.autocast`` (``bf16`` or ``fp32``/unset; fp16 would need a gradient scaler) and
+        ``train.channels_last``.
 
         The network is moved to channels-last memory here; :meth:`train_autocast` wraps the forward
         pass and :meth:`to_train_format` the inputs. Losses are computed in float32.

@@ -541,7 +541,8 @@ class IterativeFiller:
         else:
             out = torch.zeros_like(x)
             weight = torch.zeros_like(x[:, :1])
-            boxes = [(t, l) for t in tile_boxes(h, tile, self.tile_overlap) for l in tile_boxes(w, tile, self.tile_overlap)]
+            rows, cols = (tile_boxes(n, tile, self.tile_overlap) for n in (h, w))
+            boxes = [(t, l) for t in rows for l in cols]
             for i, (t, l) in enumerate(boxes):
                 crop = x[..., t:t + tile, l:l + tile]
                 label = f'{desc or "filling"} tile {i + 1}/{len(boxes)}'

@@ -73,7 +73,8 @@ class MessageLogger:
         log_vars = dict(log_vars)
         epoch, current_iter, lrs = log_vars.pop('epoch'), log_vars.pop('iter'), log_vars.pop('lrs')
         pct = 100.0 * current_iter / max(self.max_iters, 1)
-        msg = f'[{self.exp_name[:16]}][epoch:{epoch:3d}, iter:{current_iter:8,d}/{self.max_iters:,d} ({pct:5.1f}%), lr:('
+        msg = (f'[{self.exp_name[:16]}][epoch:{epoch:3d}, iter:{current_iter:8,d}/{self.max_iters:,d} ({pct:5.1f}%), '
+               'lr:(')
         msg += ','.join(f'{v:.3e}' for v in lrs) + ')] '
         if 'time' in log_vars:
             iter_time, data_time = log_vars.pop('time'), log_vars.pop('data_time')
