@@ -65,9 +65,9 @@ def test_a_new_step_count_scales_the_large_image_steps_alike(tiny_weights, tmp_p
     f = quick.filler
     assert f'above {f.tile_size} px: {f.adapt_iterations} steps on {f.adapt_size}-px crops, {f.tile_passes} passes' \
         in quick.summary
-    assert f"75 steps (100 from {f.by_area['pixels'][1]} px)" in quick.summary
-    half = MPIDenoiser.from_pretrained('quick', fill={'iterations': 30}, device='cpu').filler  # photos: 100 -> 40
-    assert (half.iterations, half.by_area['iterations'], half.for_area(10**6).iterations) == (30, 40, 40)
+    assert f"75 steps (200 from {f.by_area['pixels'][1]} px)" in quick.summary
+    half = MPIDenoiser.from_pretrained('quick', fill={'iterations': 30}, device='cpu').filler  # photos: 200 -> 80
+    assert (half.iterations, half.by_area['iterations'], half.for_area(10**6).iterations) == (30, 80, 80)
     own = MPIDenoiser.from_pretrained('quick', fill={'iterations': 30, 'by_area': None}, device='cpu').filler
     assert own.by_area is None and own.for_area(10**6).iterations == 30
     assert 'above' not in MPIDenoiser.from_pretrained('fast', device='cpu').summary  # the authors' tiles
