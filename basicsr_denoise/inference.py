@@ -17,7 +17,6 @@ old-format file has none: the architecture then comes from an explicit ``network
 from the chosen preset), never from the file's key names.
 """
 
-
 import numpy as np
 import torch
 

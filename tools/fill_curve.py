@@ -30,11 +30,13 @@ sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 from basicsr_denoise.archs.arch_util import pad_to_multiple  # noqa: E402
 from basicsr_denoise.cli import write_json_atomic  # noqa: E402
 from basicsr_denoise.inference import MPIDenoiser  # noqa: E402
+from basicsr_denoise.metrics.psnr_ssim import calculate_psnr  # noqa: E402
 from basicsr_denoise.mpi.filling import image_seed  # noqa: E402
 
 
 def psnr(y, gt):
-    return float(10 * torch.log10(1 / ((y.clamp(0, 1) - gt) ** 2).mean()))
+    """PSNR of ``(1, C, H, W)`` tensors as every benchmark here scores it (float mode: clipped to [0, 1])."""
+    return calculate_psnr(y[0].numpy(), gt[0].numpy(), input_order='CHW', float_mode=True)
 
 
 def _ints(text):

@@ -36,7 +36,9 @@ from torch.func import functional_call
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 from basicsr_denoise.inference import load_network  # noqa: E402
+from basicsr_denoise.mpi.filling import masked_fill_loss  # noqa: E402
 from basicsr_denoise.mpi.masking import ComplementaryMasks, MaskSampler  # noqa: E402
+from basicsr_denoise.utils.file_client import list_images  # noqa: E402
 from basicsr_denoise.utils.img_util import imread  # noqa: E402
 
 NETWORK = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel', 'backbone': {'type': 'SkipNet'}}
@@ -57,11 +59,10 @@ def unrolled_fill(net, theta, buffers, x, generator, steps, lr=4e-3, beta=0.9):
     ybar = x.clone()
     for t in range(steps):
         keep = masks.sample(x.shape, generator)[0]
-        hidden = 1 - keep
         pred = functional_call(net, (params, buffers), (x, keep))
-        loss = F.mse_loss(pred * hidden, x * hidden)
+        loss = masked_fill_loss(pred, x, keep)
         grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-        ybar = ybar + hidden * (1 - beta) * (pred - ybar)  # the prediction made before the step
+        ybar = ybar + (1 - keep) * (1 - beta) * (pred - ybar)  # the prediction made before the step
         new = {}
         for (n, p), g in zip(params.items(), grads):
             m[n] = b1 * m[n] + (1 - b1) * g
@@ -84,11 +85,7 @@ def main(argv=None):
     parser.add_argument('--save_every', type=int, default=15)
     args = parser.parse_args(argv)
     lo, hi = (float(s) for s in args.sigma.split(','))
-    files = sorted(osp.join(r, f) for r, _, fs in os.walk(args.data) for f in fs
-                   if f.lower().endswith(('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')))
-    if not files:
-        raise SystemExit(f'error: --data {args.data}: no images')
-    images = [imread(f) for f in files]  # HWC, float32 RGB in [0, 1]
+    images = [imread(osp.join(args.data, f)) for f in list_images(args.data, recursive=True, key='--data')]
     images = [np.repeat(im, 3, axis=2) if im.shape[2] == 1 else im[..., :3] for im in images]  # gray: replicated
     os.makedirs(args.out, exist_ok=True)
     net, _, _ = load_network(args.weights, NETWORK)
