@@ -137,6 +137,7 @@ def test_the_default_preset_is_quick_and_takes_the_fast_precision_only_where_nat
 
 @pytest.mark.parametrize('key,value', [('autocast', 'fp8'), ('autocast', 'float32'), ('channels_last', 'yes'),
                                        ('channels_last', 1), ('lr_schedule', 'step'), ('lr_min', -1.0),
+                                       ('lr_warmup', -1), ('lr_warmup', 2.5),
                                        ('beta_schedule', 'cosine'), ('beta_end', 1.5), ('masks_per_step', 0),
                                        ('complementary', 'yes'), ('final_passes', -1), ('large_mode', 'whole'),
                                        ('adapt_size', 0), ('adapt_iterations', 0),
@@ -186,6 +187,30 @@ def test_cosine_lr_is_the_lr_used_at_each_step():
     expected = [1e-4 + (1e-2 - 1e-4) * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)]
     assert constant == 5 and seen[:5] == pytest.approx(expected, rel=1e-12)
     assert seen[0] == pytest.approx(1e-2) and seen[4] == pytest.approx(1e-4) and seen[5:] == [1e-2, 1e-2]
+
+
+def test_lr_warmup_ramps_the_lr_used_at_each_step_and_scales_the_first_adam_step():
+    seen = []
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    handle = register_optimizer_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]['lr']))
+    x, gen = torch.rand(1, 3, 8, 8), lambda: torch.Generator().manual_seed(0)
+    try:
+        _filler(iterations=6, lr=1e-2, lr_warmup=4)(_tiny(), x, gen())
+        _filler(iterations=4, lr=1e-2, lr_warmup=3, lr_schedule='cosine', lr_min=1e-4)(_tiny(), x, gen())
+    finally:
+        handle.remove()
+    assert seen[:6] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2, 1e-2], rel=1e-12)
+    cosine = [1e-4 + (1e-2 - 1e-4) * (1 + math.cos(math.pi * t / 3)) / 2 for t in range(4)]
+    assert seen[6:] == pytest.approx([c * min(1, (t + 1) / 3) for t, c in enumerate(cosine)], rel=1e-12)
+    # Adam's first step moves a weight by about lr whatever its gradient: the ramp makes it lr / W
+    moved = {}
+    for warmup in (0, 4):
+        net = _tiny()
+        before = [p.detach().clone() for p in net.parameters()]
+        f = _filler(iterations=1, lr=1e-2, lr_warmup=warmup)
+        f.fill_once(net, x, gen(), after_step=lambda t, n, *_: moved.__setitem__(warmup, max(
+            (a - b).abs().max().item() for a, b in zip(n.parameters(), before))))
+    assert moved[0] == pytest.approx(1e-2, rel=1e-3) and moved[4] == pytest.approx(2.5e-3, rel=1e-3)
 
 
 def test_linear_beta_is_the_beta_used_at_each_step():
@@ -369,7 +394,7 @@ def test_shared_large_mode_crops_come_from_the_seeded_generator():
 
 
 @pytest.mark.parametrize('opts', [
-    {'lr_schedule': 'cosine', 'lr_min': 1e-5}, {'beta_schedule': 'linear', 'beta_end': 0.99},
+    {'lr_schedule': 'cosine', 'lr_min': 1e-5}, {'lr_warmup': 2}, {'beta_schedule': 'linear', 'beta_end': 0.99},
     {'masks_per_step': 2}, {'complementary': True}, {'complementary': True, 'mask_ratio': [20, 40]},
     {'final_passes': 2}, {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4},
     {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4, 'masks_per_step': 2, 'final_passes': 3},

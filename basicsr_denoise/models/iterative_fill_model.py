@@ -21,8 +21,8 @@ class IterativeFillModel(BaseModel):
     ``iterations``, ``lr``, ``beta``, ``mask_ratio`` ([a, b] hidden %), ``patch_size``,
     ``shuffle``, ``bn_mode``, ``tile_size``, ``tile_overlap``, ``pad_multiple``, ``seed``,
     ``autocast``, ``channels_last``, ``progress``, and the schedule options ``lr_schedule``, ``lr_min``,
-    ``beta_schedule``, ``beta_end``, ``masks_per_step``, ``complementary``, ``final_passes``, ``by_area``,
-    ``large_mode``
+    ``lr_warmup``, ``beta_schedule``, ``beta_end``, ``masks_per_step``, ``complementary``, ``final_passes``,
+    ``by_area``, ``large_mode``
     (:class:`~basicsr_denoise.mpi.filling.IterativeFiller`).
 
     Args:

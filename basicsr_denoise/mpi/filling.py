@@ -32,7 +32,8 @@ from basicsr_denoise.utils.logger import progress
 FILL_SCHEMA = {
     'iterations': int, 'lr': float, 'beta': float, 'mask_ratio': list, 'patch_size': int, 'shuffle': int,
     'bn_mode': str, 'tile_size': int, 'tile_overlap': int, 'pad_multiple': int, 'seed': int, 'autocast': str,
-    'channels_last': (bool, str), 'progress': bool, 'lr_schedule': str, 'lr_min': float, 'beta_schedule': str,
+    'channels_last': (bool, str), 'progress': bool, 'lr_schedule': str, 'lr_min': float, 'lr_warmup': int,
+    'beta_schedule': str,
     'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int, 'large_mode': str,
     'adapt_size': int, 'adapt_iterations': int, 'tile_passes': int, 'by_area': dict
 }
@@ -158,6 +159,9 @@ class IterativeFiller:
             ``lr_min + (lr - lr_min) * (1 + cos(pi * t / (T - 1))) / 2``, from ``lr`` at the first
             step to ``lr_min`` at the last. Default: ``'constant'``.
         lr_min (float): Last learning rate of the cosine schedule. Default: 0.
+        lr_warmup (int): Ramp the learning rate up over the first ``W`` steps: step ``t`` uses
+            ``min(1, (t + 1) / W)`` times the schedule's rate (Adam's first steps move every weight by
+            about ``lr``, however small its gradient). 0: no ramp (the authors). Default: 0.
         beta_schedule (str): ``'constant'`` (the authors) or ``'linear'``: step ``t`` uses
             ``beta + (beta_end - beta) * t / (T - 1)``; forward-only passes use ``beta_end``.
             Default: ``'constant'``.
@@ -208,9 +212,9 @@ class IterativeFiller:
 
     def __init__(self, sampler, iterations=200, lr=2e-3, beta=0.9, shuffle=1, bn_mode='train', tile_size=None,
                  tile_overlap=64, pad_multiple=32, autocast=None, channels_last=False, show_progress=True,
-                 lr_schedule='constant', lr_min=0.0, beta_schedule='constant', beta_end=None, masks_per_step=1,
-                 complementary=False, final_passes=0, large_mode='tiles', adapt_size=None, adapt_iterations=None,
-                 tile_passes=None, by_area=None):
+                 lr_schedule='constant', lr_min=0.0, lr_warmup=0, beta_schedule='constant', beta_end=None,
+                 masks_per_step=1, complementary=False, final_passes=0, large_mode='tiles', adapt_size=None,
+                 adapt_iterations=None, tile_passes=None, by_area=None):
         if bn_mode not in BN_MODES:
             raise OptionError(f"bn_mode: must be 'train' or 'eval', got {bn_mode!r}")
         if autocast not in FILL_AUTOCAST:
@@ -227,6 +231,7 @@ class IterativeFiller:
             raise OptionError('beta_end: required by beta_schedule linear (the last beta, e.g. 0.99)')
         self.beta_end = None if beta_end is None else _fraction('beta_end', beta_end)
         self.masks_per_step = _int_at_least('masks_per_step', masks_per_step, 1)
+        self.lr_warmup = _int_at_least('lr_warmup', lr_warmup, 0)
         self.final_passes = _int_at_least('final_passes', final_passes, 0)
         self.adapt_size = None if adapt_size is None else _int_at_least('adapt_size', adapt_size, 1)
         self.adapt_iterations = (None if adapt_iterations is None
@@ -263,9 +268,10 @@ class IterativeFiller:
 
     def lr_at(self, t):
         """The learning rate of step ``t`` (0-based)."""
-        if self.lr_schedule == 'constant':
-            return self.lr
-        return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * self._progress(t)))
+        lr = self.lr
+        if self.lr_schedule != 'constant':
+            lr = self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * self._progress(t)))
+        return lr * min(1.0, (t + 1) / self.lr_warmup) if self.lr_warmup else lr
 
     def beta_at(self, t):
         """The ensemble weight of step ``t`` (0-based; ``t >= T``: the forward-only passes)."""
@@ -378,7 +384,7 @@ class IterativeFiller:
             before_backward (callable | None): Called as ``before_backward(pred, xk, keep)`` with the step's
                 prediction (its graph still alive), input and masks, before the step's own backward pass.
         """
-        if self.lr_schedule != 'constant':
+        if self.lr_schedule != 'constant' or self.lr_warmup:
             for group in optimizer.param_groups:
                 group['lr'] = self.lr_at(t)
         keep, xk = self._draw(masks if masks is not None else self.mask_stream(), net, x, generator)
@@ -582,6 +588,7 @@ def build_filler(fill_opt, mask_mode, source=None):
                                pad_multiple=f.get('pad_multiple', 32), autocast=f.get('autocast'),
                                channels_last=_or(f.get('channels_last'), False), show_progress=f.get('progress', True),
                                lr_schedule=_or(f.get('lr_schedule'), 'constant'), lr_min=_or(f.get('lr_min'), 0.0),
+                               lr_warmup=_or(f.get('lr_warmup'), 0),
                                beta_schedule=_or(f.get('beta_schedule'), 'constant'), beta_end=f.get('beta_end'),
                                masks_per_step=_or(f.get('masks_per_step'), 1),
                                complementary=_or(f.get('complementary'), False),
