@@ -33,9 +33,8 @@ FILL_SCHEMA = {
     'iterations': int, 'lr': float, 'beta': float, 'mask_ratio': list, 'patch_size': int, 'shuffle': int,
     'bn_mode': str, 'tile_size': int, 'tile_overlap': int, 'pad_multiple': int, 'seed': int, 'autocast': str,
     'channels_last': (bool, str), 'progress': bool, 'lr_schedule': str, 'lr_min': float, 'lr_warmup': int,
-    'beta_schedule': str,
-    'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int, 'large_mode': str,
-    'adapt_size': int, 'adapt_iterations': int, 'tile_passes': int, 'by_area': dict
+    'beta_schedule': str, 'beta_end': float, 'masks_per_step': int, 'complementary': bool, 'final_passes': int,
+    'large_mode': str, 'adapt_size': int, 'adapt_iterations': int, 'tile_passes': int, 'by_area': dict
 }
 BN_MODES = ('train', 'eval')
 #: ``fill.autocast`` values; None and ``'fp32'`` both mean float32, ``'auto'`` asks :func:`fast_precision`.
