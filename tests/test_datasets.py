@@ -211,6 +211,19 @@ def test_synthetic_fresh_noise_and_gray(clean_dir):
         _noisy(clean_dir, color='ycbcr')
 
 
+def test_synthetic_dataroot_list_concatenates_folders_in_order(tmp_path, clean_dir):
+    other = tmp_path / 'more'
+    _write(other / 'sub' / 'x.png', _rand(20, 22, seed=5))
+    ds = _noisy([clean_dir, str(other)])
+    assert [os.path.relpath(p, str(tmp_path)) for p in ds.paths] == [
+        os.path.join('clean', 'img0.png'), os.path.join('clean', 'img1.png'), os.path.join('more', 'sub', 'x.png')]
+    assert torch.equal(ds[1]['lq'], _noisy(clean_dir)[1]['lq'])  # the first folder's noise draws are unchanged
+    with pytest.raises(OptionError, match='dataroot_gt: an empty list'):
+        _noisy([])
+    with pytest.raises(OptionError, match='LMDB'):
+        _noisy([clean_dir + '.lmdb', str(other) + '.lmdb'])
+
+
 # ----------------------------------------------------------------------------- transforms
 
 def test_split_index_and_augment():

@@ -63,8 +63,9 @@ class SyntheticNoisyDataset(data.Dataset):
     seeded from the sample's generator (see ``split_index``), after cropping.
 
     Args:
-        dataroot_gt (str): Folder of clean images (searched recursively) or an LMDB
-            folder ending with ``.lmdb``.
+        dataroot_gt (str | list[str]): Folder of clean images (searched recursively), a list
+            of such folders (their images in the order given), or an LMDB folder ending with
+            ``.lmdb``.
         noise (dict): Noise option block, e.g. ``{'type': 'Gaussian', 'sigma': 25}``,
             built with ``NOISE_REGISTRY``; its model must provide
             ``sample(x, generator)`` for ``x`` of shape ``(C, H, W)`` in [0, 1].
@@ -95,7 +96,13 @@ class SyntheticNoisyDataset(data.Dataset):
                               "sigma: 25})")
         if color not in (None, 'gray', 'rgb'):
             raise OptionError(f"color: must be null, 'gray' or 'rgb', got {color!r}")
-        self.gt_folder = str(dataroot_gt)
+        folders = [str(f) for f in dataroot_gt] if isinstance(dataroot_gt, (list, tuple)) else [str(dataroot_gt)]
+        if not folders:
+            raise OptionError('dataroot_gt: an empty list names no folder')
+        lmdb = (io_backend or {}).get('type') == 'lmdb' or any(f.rstrip('/\\').endswith('.lmdb') for f in folders)
+        if len(folders) > 1 and lmdb:
+            raise OptionError('dataroot_gt: a list of folders is read from disk only, not from LMDB')
+        self.gt_folder = folders[0]
         self.noise_model = NOISE_REGISTRY.build(noise, key='noise') if isinstance(noise, dict) else noise
         if not callable(getattr(self.noise_model, 'sample', None)):
             raise OptionError(f'noise: {type(self.noise_model).__name__} has no sample(x, generator) method')
@@ -105,8 +112,7 @@ class SyntheticNoisyDataset(data.Dataset):
         if self.is_lmdb:
             self.paths = [k for k, _ in lmdb_keys(self.gt_folder)]
         else:
-            names = list_images(self.gt_folder, recursive=True, key='dataroot_gt')
-            self.paths = [osp.join(self.gt_folder, n) for n in names]
+            self.paths = [osp.join(f, n) for f in folders for n in list_images(f, recursive=True, key='dataroot_gt')]
 
     def noise_generator(self, idx):
         """The generator of the fixed noise draw of image ``idx`` (seed ``seed * 100003 + idx``)."""
