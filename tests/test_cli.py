@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from basicsr_denoise.utils.checkpoint import export_checkpoint
 from basicsr_denoise.utils.img_util import imread, imwrite
 
 from _framework import REPO
+from conftest import HANG_S
 
 TINY = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
         'backbone': {'type': 'DnCNN', 'num_feat': 8, 'num_layers': 3}}
@@ -63,6 +63,7 @@ def test_denoise_files_takes_keyword_arguments_only(tmp_path, weights):
         denoise_files([], str(tmp_path), 'fast', weights)  # noqa: the old 11 positional arguments
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('bad', ['/proc/x', 'a_file'])
 def test_unwritable_output_folder_is_a_one_line_error_naming_it(tmp_path, weights, bad):
     img = _images(tmp_path, 1)[0]
@@ -70,37 +71,37 @@ def test_unwritable_output_folder_is_a_one_line_error_naming_it(tmp_path, weight
         bad = str(tmp_path / 'a_file')
         open(bad, 'w').close()
     proc = subprocess.run([sys.executable, '-m', 'basicsr_denoise', img, '-o', bad, '--weights', weights],
-                          cwd=str(tmp_path), env=ENV, capture_output=True, text=True, timeout=120)
+                          cwd=str(tmp_path), env=ENV, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f'error: cannot write to output folder {bad}')
 
 
-def test_killed_run_is_finished_by_skip_existing_and_metrics_lists_every_image(tmp_path, weights):
+@pytest.mark.slow
+def test_killed_run_is_finished_by_skip_existing_and_metrics_lists_every_image(tmp_path, weights, run_until):
     inp = tmp_path / 'in'
     inp.mkdir()
-    files = _images(inp, 6, size=40)
+    files = _images(inp, 6)
     out = tmp_path / 'out'
     cmd = [sys.executable, '-m', 'basicsr_denoise', str(inp), '-o', str(out), '--weights', weights, '--preset',
-           'fast', '--iterations', '150', '--device', 'cpu']
-    proc = subprocess.Popen(cmd, cwd=str(tmp_path), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    done = []
-    while len(done) < 3 and time.time() < deadline and proc.poll() is None:
-        done = [f for f in os.listdir(out) if f.endswith('_denoised.png')] if out.is_dir() else []
-        time.sleep(0.01)
+           'fast', '--iterations', '3', '--device', 'cpu']
+    # SIGKILL in the middle of the 4th image: its comparison is written, its output not yet
+    proc = run_until('img3_compare.png', 'after', cmd, cwd=str(tmp_path), env=ENV)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = sorted(f for f in os.listdir(out) if f.endswith('_denoised.png'))
-    assert 3 <= len(done) < 6, 'the run finished before it could be killed: make the images slower'
+    assert done == ['img0_denoised.png', 'img1_denoised.png', 'img2_denoised.png']
+    assert (out / 'img3_compare.png').is_file()
     partial = json.load(open(out / 'metrics.json'))  # written after every image
-    assert len(done) - 1 <= partial['count'] <= len(done)
+    assert partial['count'] == 3 and [r['input'] for r in partial['images']] == files[:3]
     rerun = subprocess.run(cmd + ['--skip-existing'], cwd=str(tmp_path), env=ENV, capture_output=True, text=True,
-                           timeout=600)
+                           timeout=HANG_S)
     assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.count('skipped (output exists)') == len(done)
-    assert sum(' 8-bit, ' in line for line in rerun.stdout.splitlines()) == 6 - len(done)  # only the rest
+    assert rerun.stdout.count('skipped (output exists)') == 3
+    denoised = [line.split(':')[0] for line in rerun.stdout.splitlines() if ' 8-bit, ' in line]
+    assert denoised == ['img3', 'img4', 'img5']  # only the rest, the half-done one included
     metrics = json.load(open(out / 'metrics.json'))
     assert metrics['count'] == 6 and [r['input'] for r in metrics['images']] == files
-    assert sum('seconds' in r for r in metrics['images']) >= 5  # the first run's records are kept
+    assert metrics['images'][:3] == partial['images']  # the first run's records are kept as they were
+    assert all('seconds' in r for r in metrics['images'])
     assert not [f for f in os.listdir(out) if f.startswith('.')]  # no temporary files left
