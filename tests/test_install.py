@@ -13,6 +13,8 @@ import pytest
 
 from _framework import REPO
 
+pytestmark = pytest.mark.slow  # builds a virtual environment and runs the command in subprocesses
+
 with open(os.path.join(REPO, 'basicsr_denoise', 'weights', 'registry.json')) as _f:
     SHIPPED = tuple(name for name, entry in json.load(_f).items() if entry['sha256'])  # every shipped checkpoint
 
