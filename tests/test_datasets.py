@@ -246,7 +246,9 @@ def test_split_index_and_augment():
         ref = ref.transpose(1, 0, 2)
     np.testing.assert_array_equal(out[0], ref)
     np.testing.assert_array_equal(out[1], ref + 1)
-    assert augment(img, False, False, np.random.default_rng(0)) is not None
+    same = augment(img, False, False, np.random.default_rng(0))  # one array in, one array out; no flip drawn
+    assert isinstance(same, np.ndarray)
+    np.testing.assert_array_equal(same, img)
     with pytest.raises(DataError, match='x.png'):
         random_crop(img, 3, np.random.default_rng(0), path='x.png')
     g, q = paired_random_crop([img], [img * 2], 2, np.random.default_rng(1))
