@@ -64,7 +64,7 @@ setup(
     ],
     extras_require={
         'test': ['pytest', 'scikit-image'],
-        'bench': ['scipy', 'h5py', 'bm3d'],  # bm3d: CBM3D in tools/universality.py only
+        'bench': ['scipy', 'h5py', 'bm3d'],  # bm3d: CBM3D in benchmarks/universality.py only
     },
     entry_points={
         'console_scripts': [

@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from basicsr_denoise.presets import DEFAULT_PRESET, MPI_PRESETS  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write_json  # noqa: E402
 from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError, OptionError, exit_on_user_error  # noqa: E402
 
 METRICS = 'metrics.json'
@@ -90,15 +91,6 @@ def prepare_outdir(outdir):
         raise DataError(f'cannot write to output folder {outdir}: {exc.strerror or exc}') from None
 
 
-def write_json_atomic(obj, path):
-    """Write ``obj`` as JSON so that ``path`` is never seen half-written."""
-    tmp = f'{path}.{os.getpid()}.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2)
-        f.write('\n')
-    os.replace(tmp, path)
-
-
 def read_input(path):
     """Read ``path`` as float32 ``(H, W, C)`` in [0, 1] (unclipped for float .npy) and its bit depth."""
     from basicsr_denoise.utils.img_util import imread
@@ -108,14 +100,6 @@ def read_input(path):
     if raw.dtype == np.uint8:
         return raw.astype(np.float32) / 255.0, 8
     return raw.astype(np.float32), 8  # float .npy: imread already refused NaN/Inf
-
-
-def imwrite_atomic(img, path, bit_depth=8):
-    """Write an image so that ``path`` is never seen half-written (temp file in the same folder, renamed)."""
-    from basicsr_denoise.utils.img_util import imwrite
-    tmp = osp.join(osp.dirname(path), f'.{os.getpid()}.{osp.basename(path)}')
-    imwrite(img, tmp, bit_depth=bit_depth)
-    os.replace(tmp, path)
 
 
 def _find_gt(gt_dir, stem):
@@ -128,7 +112,7 @@ def _find_gt(gt_dir, stem):
 def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None):
     """Denoise one file into ``outdir``; returns its metrics record and its console line."""
     from basicsr_denoise.metrics.psnr_ssim import calculate_psnr, calculate_ssim
-    from basicsr_denoise.utils.img_util import make_comparison
+    from basicsr_denoise.utils.img_util import imwrite, make_comparison
     stem = osp.splitext(osp.basename(path))[0]  # the mask seed's name, as in test.py
     img, depth = read_input(path)
     gt = _find_gt(gt_dir, stem) if gt_dir else None
@@ -152,8 +136,8 @@ def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None):
         labels = [f"noisy {rec['psnr_noisy']:.2f} dB", f"denoised {rec['psnr']:.2f} dB", 'clean']
         panels.append(gt)
         line += f", PSNR {rec['psnr_noisy']:.2f} -> {rec['psnr']:.2f} dB, SSIM {rec['ssim']:.4f}"
-    imwrite_atomic(make_comparison(panels, labels), osp.join(outdir, f'{name}_compare.png'))
-    imwrite_atomic(out, rec['output'], bit_depth=depth)  # last: its presence marks the image as done
+    imwrite(make_comparison(panels, labels), osp.join(outdir, f'{name}_compare.png'))
+    imwrite(out, rec['output'], bit_depth=depth)  # last: its presence marks the image as done
     return rec, line
 
 
@@ -196,9 +180,9 @@ class MetricsWriter:
         else:
             self.records[path] = record
         if self.world > 1:
-            write_json_atomic({'images': list(self.records.values()), 'failed': self.failed}, self.part_path(self.rank))
+            atomic_write_json({'images': list(self.records.values()), 'failed': self.failed}, self.part_path(self.rank))
         if self.rank == 0:
-            write_json_atomic(self.merged(), osp.join(self.outdir, METRICS))
+            atomic_write_json(self.merged(), osp.join(self.outdir, METRICS))
 
     def finish(self):
         """Gather every rank's records; rank 0 writes the final ``metrics.json`` and removes the parts."""
@@ -209,7 +193,7 @@ class MetricsWriter:
             self.failed += [f for f in failed if f not in self.failed]
         result = self.merged()
         if self.rank == 0:
-            write_json_atomic(result, osp.join(self.outdir, METRICS))
+            atomic_write_json(result, osp.join(self.outdir, METRICS))
         barrier()
         if self.rank == 0:  # the parts are merged (also those a killed run left behind)
             for part in glob.glob(osp.join(self.outdir, '.metrics.rank*.json')):

@@ -12,7 +12,7 @@ built from a ``network_g`` block, weights and a ``fill`` (MPI) or ``score`` (Noi
   2 MP) and the noise family's Tweedie step, at a known or an estimated level.
 
 ``from_pretrained`` reads the architecture and the method's defaults from a self-describing
-checkpoint (see :func:`basicsr_denoise.utils.checkpoint.export_checkpoint`). A third-party or
+checkpoint (see :func:`basicsr_denoise.checkpoint.export_checkpoint`). A third-party or
 old-format file has none: the architecture then comes from an explicit ``network_g`` (or, for MPI,
 from the chosen preset), never from the file's key names.
 """
@@ -20,6 +20,7 @@ from the chosen preset), never from the file's key names.
 import numpy as np
 import torch
 
+from basicsr_denoise.checkpoint import load_network
 from basicsr_denoise.presets import DEFAULT_PRESET
 from basicsr_denoise.utils.dist import bare, resolve_device
 from basicsr_denoise.utils.errors import CheckpointError, DataError, OptionError
@@ -31,45 +32,22 @@ SCORE_SCHEMA = {
     'noise': Block(NOISE_REGISTRY), 'blind': bool, 'blind_method': str, 'grid': list, 'refine_iters': int,
     'tv_eps': float, 'clip_output': bool, 'pad_multiple': int, 'tile_size': int, 'tile_overlap': int,
 }
-
-
-def load_network(weights, network_g=None, fallback_network=None, param_key='params', strict=True, source=None):
-    """Build a network and load its weights; the architecture comes from the checkpoint when it stores one.
-
-    Args:
-        weights (str | None): A checkpoint path or the name of a shipped one (``MPI_syn_ours.pth``,
-            sha256-checked); None or ``''`` keeps the random initialisation.
-        network_g (dict | None): An explicit architecture. A checkpoint that stores a different one is a
-            one-line error. Default: None.
-        fallback_network (dict | None): The architecture when neither ``network_g`` nor the checkpoint
-            gives one (a preset's). Default: None (an error for such a checkpoint).
-        param_key (str): ``'params'`` or ``'params_ema'``. Default: ``'params'``.
-        strict (bool): Require exactly the network's keys. Default: True.
-        source (str | None): The option file, for errors. Default: None.
-
-    Returns:
-        tuple: ``(net, meta, path)``: the network (CPU), the checkpoint's stored blocks
-        (``network_g``, ``fill``, ``score``; empty for old-format files) and the resolved file (or None).
-    """
-    from basicsr_denoise.archs import build_network
-    from basicsr_denoise.archs.arch_util import check_network_matches, load_checkpoint, read_checkpoint
-    from basicsr_denoise.weights import resolve_weights
-    if not weights:
-        if not (network_g or fallback_network):
-            raise OptionError('network_g: needed to build a network without weights')
-        return build_network(dict(network_g or fallback_network), source=source), {}, None
-    path = resolve_weights(weights)
-    sd, meta = read_checkpoint(path, key=param_key)
-    stored = meta.get('network_g')
-    if network_g is not None and stored is not None and strict:
-        check_network_matches(path, stored, network_g, source)
-    arch = network_g or stored or fallback_network
-    if arch is None:
-        raise CheckpointError(f'{path}: stores no network_g (an old-format or third-party checkpoint): give its '
-                              'architecture explicitly (network_g=, --network or the option file)')
-    net = build_network(dict(arch), source=source if arch is network_g else path)
-    load_checkpoint(net, path, key=param_key, strict=strict, state_dict=sd)
-    return net, meta, path
+#: ``score`` key -> (default, one-line doc), for ``docs/configuration.md`` (a test keeps it in step with the schema).
+SCORE_DOCS = {
+    'noise': ('required', 'The noise family and its level: `{type: Gaussian, sigma: 25}` (0-255), `{type: Poisson, '
+              'eta: 0.01}`, `{type: Gamma, k: 100}`.'),
+    'blind': ('false', 'Estimate the level per image instead of using `noise`\'s (reported as `sigma_hat`, '
+              '`eta_hat`, `k_hat`).'),
+    'blind_method': ('tv_grid', 'The blind search: `tv_grid` (the authors), `tv_golden` (grid, then golden-section), '
+                     '`mad`, `pca` (Gaussian only).'),
+    'grid': ('the family\'s', 'Levels the TV search tries.'),
+    'refine_iters': ('12', '`tv_golden`: golden-section steps after the grid.'),
+    'tv_eps': ('1e-3', 'Charbonnier epsilon of the TV criterion.'),
+    'clip_output': ('true', 'Clip the Tweedie estimate to [0, 1].'),
+    'pad_multiple': ("the network's", 'Reflect-pad the input to a multiple of this.'),
+    'tile_size': ('~ (512 above 2 MP)', 'Score pass in blended tiles of this side; 0: never tile.'),
+    'tile_overlap': ('64', 'Overlap of neighbouring tiles (`0 <= overlap < tile_size`).'),
+}
 
 
 # ------------------------------------------------------------------------------------------- images
@@ -204,7 +182,7 @@ class MPIDenoiser(Denoiser):
         self.fill = dict(fill or {})
         validate(self.fill, FILL_SCHEMA, source, prefix='fill.')
         self.filler = build_filler(self.fill, getattr(bare(net), 'mask_mode', 'multchannel'), source=source)
-        self.seed = int(self.fill.get('seed', 0) if seed is None else seed)
+        self.seed = int(self.filler.seed if seed is None else seed)
         self.weights = weights
 
     @classmethod
@@ -290,16 +268,15 @@ class MPIDenoiser(Denoiser):
 
     @property
     def summary(self):
+        from basicsr_denoise.mpi.large_image import shared_plan
         f = self.filler
         large = ''
         if f.tile_size and f.large_mode == 'shared':
-            steps, side, passes = f.shared_plan()
+            steps, side, passes = shared_plan(f)
             large = f'; above {f.tile_size} px: {steps} steps on {side}-px crops, {passes} passes per tile'
         steps = f'{f.iterations} steps'
         if f.by_area is not None:
-            top = f.for_area(f.by_area['pixels'][1])
-            passes = f' and {top.final_passes} passes' if top.final_passes else ''
-            steps += f' ({top.iterations}{passes} from {f.by_area["pixels"][1]} px)'
+            steps += f' ({f.steps_for_area(f.by_area["pixels"][1])} from {f.by_area["pixels"][1]} px)'
         return (f"MPI preset {getattr(self, 'preset', None) or 'custom'} ({steps}, beta {f.beta}{large}), "
                 f'weights {self.weights}, device {self.device}')
 

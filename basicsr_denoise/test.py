@@ -15,8 +15,6 @@ is independent (MPI seeds its masks from the image name, synthetic noise from th
 the content is that of a single-process run with the same seeds, timings aside.
 """
 
-import json
-import os
 import os.path as osp
 import sys
 
@@ -28,21 +26,13 @@ from torch.utils.data import Subset  # noqa: E402
 from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
 from basicsr_denoise.models.base_model import summarize_records  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write_json  # noqa: E402
 from basicsr_denoise.utils.dist import (barrier, destroy_on_exit, exit_worker, gather_shards,  # noqa: E402
                                         get_dist_info, init_dist, shard)
 from basicsr_denoise.utils.errors import exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.logger import get_root_logger, get_time_str  # noqa: E402
 from basicsr_denoise.utils.misc import mkdir_and_rename, set_random_seed  # noqa: E402
 from basicsr_denoise.utils.options import dict2str, parse_options  # noqa: E402
-
-
-def write_json(obj, path):
-    """Write ``obj`` as JSON atomically (temp file, then rename)."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2)
-        f.write('\n')
-    os.replace(tmp, path)
 
 
 def summary_table(results):
@@ -90,7 +80,7 @@ def test_pipeline(root_path=None, argv=None):
             rec['rank'] = rank
         results[name] = summarize_records(gather_shards(local['images']))
         if rank == 0:
-            write_json(results, osp.join(opt['path']['results_root'], 'metrics.json'))
+            atomic_write_json(results, osp.join(opt['path']['results_root'], 'metrics.json'))
     table = summary_table(results)
     if rank == 0:
         logger.info('Results (metrics.json in %s):\n%s', opt['path']['results_root'], table)

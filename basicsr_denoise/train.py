@@ -30,7 +30,7 @@ from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr_denoise.data.sampler import EnlargedSampler  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
 from basicsr_denoise.utils.carry import export_state, import_newer_state  # noqa: E402
-from basicsr_denoise.utils.checkpoint import safe_load  # noqa: E402
+from basicsr_denoise.checkpoint import safe_load  # noqa: E402
 from basicsr_denoise.utils.dist import (barrier, destroy_on_exit, exit_worker, get_dist_info, init_dist,  # noqa: E402
                                        reduce_mean)
 from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402

@@ -12,9 +12,9 @@ the backward pass: :func:`~basicsr_denoise.archs.skip_arch.with_torch_modules`).
 
 Usage::
 
-    OMP_NUM_THREADS=2 python tools/bench_fill_speed.py --sizes 128,256 --threads 2 --out results/speed.json
+    OMP_NUM_THREADS=2 python benchmarks/bench_fill_speed.py --sizes 128,256 --threads 2 --out results/speed.json
     # the default preset's precision with SkipNet's modules against torch's, up to a Kodak photo
-    OMP_NUM_THREADS=1 python tools/bench_fill_speed.py --sizes 128,256,512x768 --threads 1 \\
+    OMP_NUM_THREADS=1 python benchmarks/bench_fill_speed.py --sizes 128,256,512x768 --threads 1 \\
         --variants bf16+channels_last,bf16+channels_last+torchmods
 """
 
@@ -31,6 +31,7 @@ import torch
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 from basicsr_denoise.archs import build_network  # noqa: E402
+from basicsr_denoise.mpi.fill_config import FillConfig  # noqa: E402
 from basicsr_denoise.mpi.filling import IterativeFiller, masked_fill_loss  # noqa: E402
 from basicsr_denoise.mpi.masking import MaskSampler  # noqa: E402
 
@@ -74,7 +75,7 @@ def make_bare(net, x, keep, variant):
 def make_full(net, x):
     """A closure running one real filling iteration (mask, step, ensemble, progress bar)."""
     from tqdm import tqdm
-    filler = IterativeFiller(MaskSampler((30, 30)), iterations=10**9, show_progress=False)
+    filler = IterativeFiller(MaskSampler((30, 30)), FillConfig(iterations=10**9, progress=False))
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     ybar = x.clone()
     gen = torch.Generator().manual_seed(0)

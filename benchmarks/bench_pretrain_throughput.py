@@ -15,10 +15,10 @@ median step time as a ratio to the first setting.
 
 Usage::
 
-    python tools/bench_pretrain_throughput.py --data datasets/train --batch 8 --workers 1 --steps 6
-    python tools/bench_pretrain_throughput.py -opt options/train/Noise2Score/train_N2S_gauss25.yml \
+    python benchmarks/bench_pretrain_throughput.py --data datasets/train --batch 8 --workers 1 --steps 6
+    python benchmarks/bench_pretrain_throughput.py -opt options/train/Noise2Score/train_N2S_gauss25.yml \
         --data datasets/train --threads 2
-    python tools/bench_pretrain_throughput.py -opt options/train/Noise2Score/train_N2S_gauss25_anti.yml \
+    python benchmarks/bench_pretrain_throughput.py -opt options/train/Noise2Score/train_N2S_gauss25_anti.yml \
         --data datasets/train --threads 1 --precision fp32,bf16,channels_last,bf16+channels_last --steps 8
 """
 

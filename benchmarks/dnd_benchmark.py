@@ -2,12 +2,12 @@
 
 Usage::
 
-    python tools/dnd_benchmark.py --data datasets/DND -opt options/test/MPI/test_MPI_real_SIDD_fast.yml \\
+    python benchmarks/dnd_benchmark.py --data datasets/DND -opt options/test/MPI/test_MPI_real_SIDD_fast.yml \\
         --out results/dnd
     # quick check: only the first 4 blocks are denoised, the others copied through
-    python tools/dnd_benchmark.py --data datasets/DND -opt ... --out results/dnd_quick --limit 4
+    python benchmarks/dnd_benchmark.py --data datasets/DND -opt ... --out results/dnd_quick --limit 4
     # continue an interrupted run (the blocks listed in <out>/denoised_blocks.txt are kept)
-    python tools/dnd_benchmark.py --data datasets/DND -opt ... --out results/dnd --resume
+    python benchmarks/dnd_benchmark.py --data datasets/DND -opt ... --out results/dnd --resume
 
 ``--data`` holds DND's ``info.mat`` and ``images_srgb/0001.mat`` ... (MATLAB v7.3). The
 option file gives ``network_g``, ``path.pretrain_network_g`` (``--weights`` overrides it;

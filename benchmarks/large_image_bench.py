@@ -13,7 +13,7 @@ added and clipped, saved as a 16-bit PNG as a camera or editor would hand it ove
 
 Example::
 
-    python tools/large_image_bench.py --images datasets/Kodak24 --out results/large_image --preset quick
+    python benchmarks/large_image_bench.py --images datasets/Kodak24 --out results/large_image --preset quick
 
 Writes ``OUT/large_image.json`` (atomically) and prints it; a finished step is kept on a rerun (``--force``
 redoes everything).
@@ -33,8 +33,10 @@ import numpy as np
 
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
-from basicsr_denoise.cli import imwrite_atomic, read_input, write_json_atomic  # noqa: E402
-from basicsr_denoise.metrics.psnr_ssim import calculate_psnr  # noqa: E402
+from basicsr_denoise.cli import read_input  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write_json  # noqa: E402
+from basicsr_denoise.utils.img_util import imwrite  # noqa: E402
+from benchmarks._common import psnr  # noqa: E402
 from basicsr_denoise.utils.img_util import imread  # noqa: E402
 
 
@@ -55,10 +57,6 @@ def build_mosaic(folder, width, height):
         r, c = divmod(k, cols)
         mosaic[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = t[..., :3] if t.ndim == 3 else t[..., None]
     return np.ascontiguousarray(mosaic[:height, :width])
-
-
-def psnr(a, b):
-    return float(calculate_psnr(np.clip(a, 0, 1), b, float_mode=True))
 
 
 def centre_box(h, w, size):
@@ -100,8 +98,8 @@ def main(argv=None):
         gt = build_mosaic(args.images, width, height)
         noise = np.random.default_rng(args.seed).standard_normal(gt.shape).astype(np.float32) * (args.sigma / 255.)
         os.makedirs(gt_dir, exist_ok=True)
-        imwrite_atomic(gt, gt_path, bit_depth=16)
-        imwrite_atomic(np.clip(gt + noise, 0, 1), noisy_path, bit_depth=16)
+        imwrite(gt, gt_path, bit_depth=16)
+        imwrite(np.clip(gt + noise, 0, 1), noisy_path, bit_depth=16)
     gt = read_input(gt_path)[0]
     noisy = read_input(noisy_path)[0]
     report['noisy_psnr'] = psnr(noisy, gt)
@@ -123,7 +121,7 @@ def main(argv=None):
         report['photo'] = {'command': ' '.join(cmd[1:]), 'seconds': seconds, 'minutes': seconds / 60,
                            'peak_rss_gb': peak_gb, 'psnr': psnr(out, gt),
                            'crop_psnr': psnr(out[rows, cols], gt[rows, cols])}
-        write_json_atomic(report, report_path)
+        atomic_write_json(report, report_path)
     if 'crop_per_tile' not in report:  # 2. fresh weights and the full schedule on the crop, as each tile of 'tiles'
         from basicsr_denoise.inference import MPIDenoiser
         fill = {'large_mode': 'tiles', 'tile_size': args.crop, 'progress': True}
@@ -134,9 +132,9 @@ def main(argv=None):
         out = den.denoise_image(crop, name='photo_crop')
         report['crop_per_tile'] = {'fill': {**load_preset(preset).get('fill', {}), **fill},
                                    'seconds': time.time() - start, 'psnr': psnr(out, gt[rows, cols])}
-        write_json_atomic(report, report_path)
+        atomic_write_json(report, report_path)
     report['crop_gain_db'] = report['photo']['crop_psnr'] - report['crop_per_tile']['psnr']
-    write_json_atomic(report, report_path)
+    atomic_write_json(report, report_path)
     print(json.dumps(report, indent=2))
     return report
 

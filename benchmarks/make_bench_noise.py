@@ -5,10 +5,10 @@ per image as ``make_inputs.py`` does (image ``k`` of the sorted list: seed ``100
 Examples::
 
     # the Poisson preset's noise on Z1
-    python tools/make_bench_noise.py ../shared/bench/Z1_CBSD68_s25_128 results/bench/Z1_CBSD68_poisson_128 \\
+    python benchmarks/make_bench_noise.py ../shared/bench/Z1_CBSD68_s25_128 results/bench/Z1_CBSD68_poisson_128 \\
         '{type: Poisson, eta: 0.01}'
     # Kodak24 images 1-4 at full size, sigma 25
-    python tools/make_bench_noise.py datasets/Kodak24 results/bench/K1_Kodak24_s25_full \\
+    python benchmarks/make_bench_noise.py datasets/Kodak24 results/bench/K1_Kodak24_s25_full \\
         '{type: Gaussian, sigma: 25}' --indices 0,1,2,3
 
 For Gaussian noise use ``shared/bench/make_inputs.py`` itself (its numbers are NumPy's).

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/make_samples.py /path/to/datasets [--output datasets/samples]
+    python benchmarks/make_samples.py /path/to/datasets [--output datasets/samples]
 
 The data root must contain ``Kodak24/kodimNN.png``. The crop boxes are fixed below
 so the samples can be regenerated bit-exactly; they were chosen for texture

@@ -7,14 +7,14 @@ with the mean and standard deviation of PSNR/SSIM over the mask seeds.
 Examples::
 
     # parity with the authors' weights (issue: within 0.10 dB of shared/bench/README.md)
-    python tools/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,full --seeds 0,1 \\
+    python benchmarks/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,full --seeds 0,1 \\
         --weights authors=../shared/reference/mpi_official/imgnet_30_multchannel_skip.pth --out results/parity
     # ablation: our checkpoint, random initialisation and the authors' weights in one run
-    python tools/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,full --seeds 0,1 \\
+    python benchmarks/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,full --seeds 0,1 \\
         --weights ours=experiments/pretrained_models/MPI_syn_ours.pth random= authors=... --out results/ablation
 
     # a schedule against the authors' fast preset, interleaved, with seconds per image and time ratios
-    python tools/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,lean --seeds 0,1 \\
+    python benchmarks/mpi_bench.py --bench ../shared/bench --sets Z1 --presets fast,lean --seeds 0,1 \\
         --variant 'lean=fill.iterations=100;fill.autocast=bf16;fill.channels_last=true' \\
         --weights authors=... ours=MPI_syn_ours.pth --reference fast/authors --out results/schedule
 
@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
-from basicsr_denoise.cli import write_json_atomic  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write_json  # noqa: E402
 from basicsr_denoise.test import test_pipeline  # noqa: E402
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
@@ -172,7 +172,7 @@ def main(argv=None):
                                      ssim_mean=float(np.mean([r['ssim'] for r in runs.values()])),
                                      seconds_per_image=float(np.mean([r['seconds_per_image'] for r in runs.values()])),
                                      weights=w[1] or 'random init')
-                    write_json_atomic(rows, summary_path)
+                    atomic_write_json(rows, summary_path)
     text = table(rows, reference)
     with open(osp.join(args.out, 'summary.md'), 'w') as f:
         f.write(text)

@@ -10,7 +10,7 @@ It writes ``<out>/n2s_blind.json`` (per image: sigma_hat and PSNR for every meth
 
 Usage::
 
-    python tools/n2s_blind.py --weights experiments/pretrained_models/N2S_gauss25_color_ours.pth \\
+    python benchmarks/n2s_blind.py --weights experiments/pretrained_models/N2S_gauss25_color_ours.pth \\
         --dataroot datasets/CBSD68 --sigmas 15,25,50 --out results/n2s_blind
 
 The network is the one of ``--weights`` for every sigma: with the shipped sigma=25 checkpoint, the
@@ -39,7 +39,7 @@ def evaluate(weights, dataroot, sigmas, methods=METHODS, seed=0, max_images=None
 
     from basicsr_denoise.data import build_dataset
     from basicsr_denoise.inference import N2SDenoiser
-    from basicsr_denoise.metrics.psnr_ssim import calculate_psnr
+    from benchmarks._common import psnr
     from basicsr_denoise.noise import build_noise
     from basicsr_denoise.noise.blind import estimate_level
 
@@ -62,17 +62,13 @@ def evaluate(weights, dataroot, sigmas, methods=METHODS, seed=0, max_images=None
                     return den.score(inp)
                 return _score
 
-            def psnr(x):
-                return calculate_psnr(x.clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0),
-                                      gt[0].numpy().transpose(1, 2, 0), float_mode=True)
-
             name = osp.splitext(osp.basename(item['gt_path']))[0]
-            row = {'name': name, 'psnr_known': psnr(noise.tweedie(y, score))}
+            row = {'name': name, 'psnr_known': psnr(noise.tweedie(y, score), gt)}
             for m in methods:
                 t0 = time.perf_counter()
                 level, xhat = estimate_level(noise, y, cached, method=m)
                 row[f'{m}_sigma_hat'] = float(level[0])
-                row[f'{m}_psnr'] = psnr(xhat)
+                row[f'{m}_psnr'] = psnr(xhat, gt)
                 row[f'{m}_seconds'] = time.perf_counter() - t0
             rows.append(row)
             print(f"sigma {sigma:g} [{i + 1}/{n}] {name}: known {row['psnr_known']:.2f} dB, "

@@ -7,7 +7,7 @@ iterations, one line per test set; matplotlib when importable, otherwise drawn w
 
 Usage::
 
-    python tools/n2s_curve.py experiments/N2S_gauss25_color \\
+    python benchmarks/n2s_curve.py experiments/N2S_gauss25_color \\
         -opt options/test/Noise2Score/test_N2S_gauss25.yml --max-images 10
 
 ``--max-images`` evaluates only the first images of each set (quick curves); ``--force_yml``

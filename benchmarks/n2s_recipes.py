@@ -1,10 +1,11 @@
-"""Noise2Score training recipes compared at equal wall time (AR-DAE estimators, lr, precision).
+"""Noise2Score training recipes compared at equal training time (AR-DAE estimators, lr, data, precision).
 
 Every variant is a list of ``--force_yml`` overrides of one training option file. All variants
 train from the same initialisation, data order and seed, **interleaved in one process**: the
-variant that has used the least training time so far takes the next step, so machine load
-(another job on the other core) hits every variant alike. Each gets ``--minutes`` of training
-time (data loading included, validation excluded). The PSNR of the Tweedie estimate is measured
+variant that has used the least training time so far takes the next step. Training time is the
+process's CPU time (``time.process_time``: data loading included, validation excluded), so the
+load of the machine changes how long the comparison takes, not how many steps each variant gets:
+``--minutes`` is what each variant would get in that many minutes of a quiet machine. The PSNR of the Tweedie estimate is measured
 on a fixed subset of the validation set (the first ``--val-images`` of ``datasets.val_1``, noise
 seed 0) at every quarter of the budget.
 
@@ -18,9 +19,9 @@ bf16 at a fixed short run).
 
 Usage::
 
-    OMP_NUM_THREADS=1 python tools/n2s_estimators.py --minutes 12 \\
+    OMP_NUM_THREADS=1 python benchmarks/n2s_recipes.py --minutes 12 \\
         --variants paper,paper_per_epoch,anti,anti_lr4e-4,anti_lr1e-3,anti_b4 --out results/n2s_estimators
-    OMP_NUM_THREADS=1 python tools/n2s_estimators.py --iterations 200 --variants anti_lr1e-3_fp32,anti_lr1e-3 \\
+    OMP_NUM_THREADS=1 python benchmarks/n2s_recipes.py --iterations 200 --variants anti_lr1e-3_fp32,anti_lr1e-3 \\
         --out results/n2s_precision
 
 Writes ``<out>/estimators.json`` (every curve point) and ``<out>/estimators.md`` (the table).
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import shlex
 import sys
 import time
 
@@ -39,12 +41,12 @@ import torch
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
 from basicsr_denoise.data import build_dataloader, build_dataset  # noqa: E402
-from basicsr_denoise.metrics.psnr_ssim import calculate_psnr  # noqa: E402
 from basicsr_denoise.models import build_model  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from basicsr_denoise.utils.errors import OptionError, exit_on_user_error  # noqa: E402
-from basicsr_denoise.utils.img_util import tensor2img  # noqa: E402
 from basicsr_denoise.utils.misc import get_rng_state, set_random_seed, set_rng_state  # noqa: E402
 from basicsr_denoise.utils.options import parse_options  # noqa: E402
+from benchmarks._common import psnr, write_doc_block  # noqa: E402
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 DEFAULT_OPT = osp.join(REPO, 'options', 'train', 'Noise2Score', 'train_N2S_gauss25.yml')
@@ -52,6 +54,11 @@ DEFAULT_OPT = osp.join(REPO, 'options', 'train', 'Noise2Score', 'train_N2S_gauss
 _PAPER = ['train.optim_g.lr=2e-4', 'train.optim_g.betas=[0.5,0.999]']
 _ANTI = ['train.score_opt.estimator=antithetic', 'train.score_opt.sigma_max=0.01', 'train.score_opt.sigma_min=0.01']
 _FAST = ['train.autocast=bf16', 'train.channels_last=true']
+_LR4 = ['train.optim_g.lr=4e-4', 'train.optim_g.betas=[0.9,0.999]']
+_LR1 = ['train.optim_g.lr=1e-3', 'train.optim_g.betas=[0.9,0.999]']
+_D512 = 'datasets.train.dataroot_gt=[datasets/train/CBSD432,datasets/train/Sun_Hays80]'
+_DALL = 'datasets.train.dataroot_gt=datasets/train'
+_COS = 'train.scheduler={type: CosineAnnealingLR, eta_min: 1.0e-6}'
 #: Built-in variants: name -> (description, overrides). ``{N}`` is replaced by the variant's
 #: estimated iteration count.
 VARIANTS = {
@@ -80,6 +87,16 @@ VARIANTS = {
     'anti_b4': ('antithetic, batch 4 (8 forwards/step), sigma_a 0.01, Adam 4e-4 b1 0.9, bf16 + channels_last',
                 [*_ANTI, 'datasets.train.batch_size_per_gpu=4', 'train.optim_g.lr=4e-4',
                  'train.optim_g.betas=[0.9,0.999]', *_FAST]),
+    # Recipe candidates for the long runs (all antithetic, sigma_a 0.01, bf16 + channels_last, batch 8 x 128 px).
+    'ship': ('the shipped colour recipe: Adam 4e-4 b1 0.9, 512 images', [*_ANTI, *_LR4, _D512, *_FAST]),
+    'lr1e-3_512': ('Adam 1e-3 b1 0.9, 512 images', [*_ANTI, *_LR1, _D512, *_FAST]),
+    'lr1e-3_all': ('Adam 1e-3 b1 0.9, 1,395 images (+ ImageNet_sample)', [*_ANTI, *_LR1, _DALL, *_FAST]),
+    'lr1e-3_all_ema': ('as lr1e-3_all, EMA 0.999 of the weights', [*_ANTI, *_LR1, _DALL, *_FAST,
+                                                                 'train.ema_decay=0.999']),
+    'lr1e-3_all_cos': ('as lr1e-3_all, cosine decay to 1e-6 over the budget, EMA 0.999',
+                       [*_ANTI, *_LR1, _DALL, *_FAST, 'train.ema_decay=0.999', _COS]),
+    'lr1e-3_all_crop192': ('as lr1e-3_all, 192-px crops', [*_ANTI, *_LR1, _DALL, *_FAST,
+                                                          'datasets.train.gt_size=192']),
 }
 
 
@@ -116,8 +133,7 @@ def evaluate(model, val):
     for item in val:
         model.feed_data({'lq': item['lq'][None], 'gt': item['gt'][None]})
         model.test()
-        psnrs.append(calculate_psnr(tensor2img(model.output),
-                                    tensor2img(model.gt), float_mode=True))
+        psnrs.append(psnr(model.output, model.gt))
     return float(np.mean(psnrs))
 
 
@@ -136,7 +152,7 @@ class Runner:
         """One training step; ``frac`` is the fraction of the budget used so far."""
         set_rng_state(self.rng)
         virtual = max(1, min(self.planned, round(frac * self.planned) + 1))
-        t = time.perf_counter()
+        t = time.process_time()
         try:
             batch = next(self.it)
         except StopIteration:
@@ -146,7 +162,7 @@ class Runner:
         self.model.update_learning_rate(virtual)
         self.model.feed_data(batch)
         self.model.optimize_parameters(virtual)
-        self.seconds += time.perf_counter() - t
+        self.seconds += time.process_time() - t
         self.rng = get_rng_state()
 
 
@@ -156,10 +172,10 @@ def probe_step_time(opt_path, overrides, data, steps):
     times = []
     for i in range(steps + 1):
         batch = next(iter(loader))
-        t = time.perf_counter()
+        t = time.process_time()
         model.feed_data(batch)
         model.optimize_parameters(i + 1)
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
     return float(np.median(times[1:]))
 
 
@@ -179,13 +195,10 @@ def write_results(runners, args):
                 's_per_step': r.seconds / max(r.iter, 1), 'curve': r.curve} for r in runners]
     os.makedirs(args.out, exist_ok=True)
     meta = {'minutes': None if args.iterations else args.minutes, 'iterations': args.iterations,
-            'val_images': args.val_images, 'opt': args.opt, 'results': results}
+            'val_images': args.val_images, 'opt': args.opt, 'command': args.command, 'results': results}
     table = markdown(results, args.minutes, args.iterations)
-    for name, text in (('estimators.json', json.dumps(meta, indent=2)), ('estimators.md', table)):
-        tmp = osp.join(args.out, f'.{name}.tmp')
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, osp.join(args.out, name))
+    atomic_write_json(meta, osp.join(args.out, 'estimators.json'))
+    atomic_write_text(osp.join(args.out, 'estimators.md'), table)
     return results, table
 
 
@@ -203,8 +216,20 @@ def main(argv=None):
                         help='Extra --force_yml overrides applied to every variant (before its own).')
     parser.add_argument('--probe', type=int, default=3, help='Timed steps to size each schedule.')
     parser.add_argument('--threads', type=int, default=None)
-    parser.add_argument('--out', default=osp.join('results', 'n2s_estimators'))
+    parser.add_argument('--out', default=osp.join('results', 'n2s_recipes'))
+    parser.add_argument('--doc', metavar='NAME', default=None,
+                        help='Also write the table as block NAME of docs/benchmarks.md (e.g. n2s-recipes).')
+    parser.add_argument('--render', action='store_true',
+                        help='Train nothing: write the table (and --doc) again from <out>/estimators.json.')
     args = parser.parse_args(argv)
+    args.command = 'python benchmarks/n2s_recipes.py ' + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        meta = json.load(open(osp.join(args.out, 'estimators.json'), encoding='utf-8'))
+        table = markdown(meta['results'], meta['minutes'], meta['iterations'])
+        if args.doc:
+            write_doc(args.doc, meta.get('command') or args.command, meta, table)
+        print(table)
+        return meta['results']
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [v for v in args.variants.split(',') if v]
@@ -240,8 +265,25 @@ def main(argv=None):
             print(f'{r.name}: {r.seconds / 60:.1f} min, iter {r.iter}, PSNR {psnr:.2f}', flush=True)
             write_results(runners, args)  # after every point: a killed run keeps its curves
     results, table = write_results(runners, args)
+    if args.doc:
+        write_doc(args.doc, args.command, {'minutes': args.minutes, 'iterations': args.iterations,
+                                           'val_images': args.val_images}, table)
     print(table)
     return results
+
+
+def write_doc(name, command, meta, table):
+    """Block ``name`` of docs/benchmarks.md: what was compared, the command and the table."""
+    budget = f"{meta['iterations']} iterations" if meta.get('iterations') else f"{meta['minutes']:g} minutes of CPU time"
+    write_doc_block(name, f"""Noise2Score recipes at equal training ({budget} per variant, one thread, interleaved in one
+process); PSNR (dB) of the Tweedie estimate on the first {meta['val_images']} CBSD68 images (sigma 25, noise seed 0)
+at each quarter of the budget.
+
+```bash
+{command}
+```
+
+{table}""")
 
 
 if __name__ == '__main__':

@@ -2,13 +2,13 @@
 
 Usage::
 
-    python tools/sidd_benchmark.py --blocks datasets/SIDD/ValidationNoisyBlocksSrgb.mat \\
+    python benchmarks/sidd_benchmark.py --blocks datasets/SIDD/ValidationNoisyBlocksSrgb.mat \\
         -opt options/test/MPI/test_MPI_real_SIDD_fast.yml --out results/sidd \\
         --gt datasets/SIDD/ValidationGtBlocksSrgb.mat
     # the benchmark blocks (no ground truth; upload <out>/SubmitSrgb.mat)
-    python tools/sidd_benchmark.py --blocks BenchmarkNoisyBlocksSrgb.mat -opt ... --out results/sidd_bench
+    python benchmarks/sidd_benchmark.py --blocks BenchmarkNoisyBlocksSrgb.mat -opt ... --out results/sidd_bench
     # quick check: only the first 8 blocks are denoised, the others copied through
-    python tools/sidd_benchmark.py --blocks ... -opt ... --out results/sidd_quick --limit 8 --gt ...
+    python benchmarks/sidd_benchmark.py --blocks ... -opt ... --out results/sidd_quick --limit 8 --gt ...
 
 The option file gives ``network_g``, ``path.pretrain_network_g`` (``--weights`` overrides it;
 ``--weights none`` = random initialisation) and the ``fill`` block; every block is filled
@@ -39,7 +39,7 @@ import numpy as np
 if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from basicsr_denoise.metrics.psnr_ssim import calculate_psnr  # noqa: E402
+from benchmarks._common import psnr  # noqa: E402
 from basicsr_denoise.data.sidd_dnd import (denoise_blocks, read_sidd_blocks, to_uint8,  # noqa: E402
                                           write_sidd_submission)
 from basicsr_denoise.inference import MPIDenoiser  # noqa: E402
@@ -66,7 +66,7 @@ def mean_psnr(pred, gt, n):
     """Mean float PSNR (clipped, data range 1) over the first ``n`` blocks in image-major order."""
     p = pred.reshape(-1, *pred.shape[-3:])[:n]
     g = gt.reshape(-1, *gt.shape[-3:])[:n]
-    return float(np.mean([calculate_psnr(a, b, float_mode=True) for a, b in zip(p, g)]))
+    return float(np.mean([psnr(a, b) for a, b in zip(p, g)]))
 
 
 def run(args):

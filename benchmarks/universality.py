@@ -31,7 +31,7 @@ Output in ``--out``: ``universality.md`` (PSNR / SSIM / seconds per image), ``un
 Example (the README table; ``--real_presets real-fast,sidd-fast`` runs both real presets on both real
 sets, ``--rows`` and ``--methods`` select a subset)::
 
-    OMP_NUM_THREADS=1 python tools/universality.py --datasets datasets \\
+    OMP_NUM_THREADS=1 python benchmarks/universality.py --datasets datasets \\
         --authors ../shared/reference/mpi_official --real_presets real-fast,sidd-fast --out results/universality
 """
 
@@ -47,7 +47,8 @@ import torch
 
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
-from basicsr_denoise.cli import write_json_atomic  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write, atomic_write_json, atomic_write_text  # noqa: E402
+from benchmarks._common import psnr, psnr_ssim  # noqa: E402
 from basicsr_denoise.utils.errors import OptionError  # noqa: E402
 
 #: Synthetic noises: row key -> (label, noise option block). Levels follow the MPI paper's experiments.
@@ -135,17 +136,6 @@ def real_pairs(datasets, folder, n, size=CROP):
         both = _crop(np.concatenate([a, b], axis=2), size, rng)
         pairs.append((f'{folder}_{stem}', both[..., :3], both[..., 3:]))
     return pairs
-
-
-def psnr(out, gt):
-    """PSNR of the clipped float output (data range 1), as the MPI authors measure it."""
-    from basicsr_denoise.metrics.psnr_ssim import calculate_psnr
-    return calculate_psnr(np.clip(out, 0, 1), gt, float_mode=True)
-
-
-def psnr_ssim(out, gt):
-    from basicsr_denoise.metrics.psnr_ssim import calculate_ssim
-    return psnr(out, gt), calculate_ssim(np.clip(out, 0, 1), gt, float_mode=True)
 
 
 class CBM3D:
@@ -305,7 +295,7 @@ class CropCache:
                     continue
                 self.done[self.key(rec)] = rec
             if len(self.done) != len(lines) or not text.endswith('\n'):  # rewrite it clean
-                _write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.done.values()))
+                atomic_write_text(self.path, ''.join(json.dumps(r) + '\n' for r in self.done.values()))
         os.makedirs(self.pic, exist_ok=True)
 
     @staticmethod
@@ -323,9 +313,7 @@ class CropCache:
         """Store (``arr`` given) or load the picture panel of ``row`` and ``method``; None when absent."""
         path = osp.join(self.pic, f'{row}_{method}.npy')
         if arr is not None:
-            tmp = f'{path}.{os.getpid()}.npy'
-            np.save(tmp, arr)
-            os.replace(tmp, path)
+            atomic_write(path, lambda f: np.save(f, arr))
             return arr
         return np.load(path) if osp.exists(path) else None
 
@@ -427,7 +415,7 @@ def markdown(summary, stub):
 
 def picture(rows, path):
     """One crop per row: noisy | MPI ours | CBM3D est. | clean, written atomically as PNG."""
-    from basicsr_denoise.cli import imwrite_atomic
+    from basicsr_denoise.utils.img_util import imwrite
     from basicsr_denoise.utils.img_util import make_comparison
     strips = []
     for label, noisy, mpi, cbm3d, gt in rows:
@@ -436,14 +424,7 @@ def picture(rows, path):
         strips.append(make_comparison([p for p, _ in panels], [t for _, t in panels]))
     width = max(s.shape[1] for s in strips)
     strips = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=1.0) for s in strips]
-    imwrite_atomic(np.concatenate(strips, axis=0), path)
-
-
-def _write_atomic(path, text):
-    tmp = f'{path}.{os.getpid()}.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    imwrite(np.concatenate(strips, axis=0), path)
 
 
 def main(argv=None):
@@ -484,8 +465,8 @@ def main(argv=None):
     table = markdown(summary, stub)
     if stub:
         table += '\n`stub`: bm3d is not installed (or `--cbm3d stub`); a 3x3 box filter stands in for CBM3D.\n'
-    _write_atomic(md_path, table)
-    write_json_atomic({'summary': summary, 'crops': records, 'cbm3d_stub': stub, 'command': ' '.join(sys.argv)},
+    atomic_write_text(md_path, table)
+    atomic_write_json({'summary': summary, 'crops': records, 'cbm3d_stub': stub, 'command': ' '.join(sys.argv)},
                       osp.join(args.out, 'universality.json'))
     picture(rows, osp.join(args.out, 'universality.png'))
     print(table, end='')

@@ -110,11 +110,14 @@ def run_train(opt_file, tmp_path, *extra, check=True, timeout=180):
 
 
 def load_tool(name):
-    """Import ``tools/<name>.py`` as a module (tools are scripts, not a package)."""
+    """Import ``tools/<name>.py`` or ``benchmarks/<name>.py`` as a module (scripts, not a package)."""
     import importlib.util
     mod_name = f'_tools_{name}'
     if mod_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod_name, os.path.join(REPO, 'tools', f'{name}.py'))
+        path = os.path.join(REPO, 'tools', f'{name}.py')
+        if not os.path.isfile(path):
+            path = os.path.join(REPO, 'benchmarks', f'{name}.py')
+        spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         spec.loader.exec_module(module)

@@ -14,9 +14,10 @@ from torch import nn
 
 from _shared_paths import REPO_ROOT, mpi_checkpoint, shared_file
 from basicsr_denoise.archs import build_network
-from basicsr_denoise.archs.arch_util import load_checkpoint, pad_to_multiple, read_state_dict, unpad
+from basicsr_denoise.archs.arch_util import pad_to_multiple, unpad
 from basicsr_denoise.archs.n2n_unet_arch import N2NUNet
 from basicsr_denoise.archs.skip_arch import SkipNet
+from basicsr_denoise.checkpoint import load_checkpoint, read_state_dict
 from basicsr_denoise.mpi import MaskSampler
 from basicsr_denoise.utils.errors import CheckpointError, OptionError
 from basicsr_denoise.utils.registry import ARCH_REGISTRY
@@ -434,7 +435,7 @@ def test_shipped_checkpoints_match_their_readme_and_registry_and_load_strict():
     import hashlib
     import re
 
-    from basicsr_denoise.archs.arch_util import read_checkpoint
+    from basicsr_denoise.checkpoint import read_checkpoint
     from basicsr_denoise.weights import registry
     folder = os.path.join(os.path.dirname(__file__), os.pardir, 'experiments', 'pretrained_models')
     readme = open(os.path.join(folder, 'README.md')).read()

@@ -12,7 +12,7 @@ import torch
 
 from basicsr_denoise.archs import build_network
 from basicsr_denoise.cli import denoise_files, output_names
-from basicsr_denoise.utils.checkpoint import export_checkpoint
+from basicsr_denoise.checkpoint import export_checkpoint
 from basicsr_denoise.utils.img_util import imread, imwrite
 
 from _framework import REPO

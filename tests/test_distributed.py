@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from basicsr_denoise.archs import build_network
-from basicsr_denoise.utils.checkpoint import export_checkpoint
+from basicsr_denoise.checkpoint import export_checkpoint
 from basicsr_denoise.utils.img_util import imwrite
 
 from _framework import REPO, env_with, train_options, write_options, write_plugin

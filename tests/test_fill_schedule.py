@@ -1,15 +1,16 @@
-"""MPI filling options of issue #10: automatic precision, the lr/beta schedules, several and complementary
-masks per step, forward-only final passes and the shared-weights path for large images."""
+"""MPI filling options beyond the paper: automatic precision, the lr ramp, complementary masks, steps by image
+size and the shared-weights path for large images; and the one fill configuration (``~`` is the default)."""
 
 import glob
-import math
 import os
 
 import pytest
 import torch
 
 from basicsr_denoise.archs import build_network
-from basicsr_denoise.mpi.filling import IterativeFiller, build_filler, masked_fill_loss, tile_boxes
+from basicsr_denoise.mpi.fill_config import FIELDS, FILL_SCHEMA, FillConfig
+from basicsr_denoise.mpi.filling import IterativeFiller, build_filler, tile_boxes
+from basicsr_denoise.mpi.large_image import snapshot_steps
 from basicsr_denoise.mpi.masking import ComplementaryMasks, MaskSampler
 from basicsr_denoise.utils import hardware
 from basicsr_denoise.utils.errors import OptionError
@@ -53,7 +54,7 @@ def _clear():
 def _filler(ratio=(30, 30), mode='multchannel', **kw):
     kw.setdefault('iterations', 3)
     kw.setdefault('pad_multiple', 1)  # the stand-ins take any size: masks as large as the image
-    return IterativeFiller(MaskSampler(ratio, mode), show_progress=False, **kw)
+    return IterativeFiller(MaskSampler(ratio, mode), FillConfig.from_block({'progress': False, **kw}))
 
 
 def _tiny(seed=0, **kw):
@@ -93,7 +94,7 @@ def test_auto_without_native_bf16_is_exactly_fp32(monkeypatch):
 def test_auto_on_a_bf16_machine_picks_bf16_and_channels_last(monkeypatch):
     monkeypatch.setattr(hardware, 'fast_precision', lambda device: ('bf16', True))
     x = torch.rand(1, 3, 16, 16)
-    f = _filler(autocast='auto', channels_last='auto', iterations=2, final_passes=1)
+    f = _filler(autocast='auto', channels_last='auto', iterations=3)
     assert f.precision(x.device) == ('bf16', True)
     out = f(_Spy(), x, torch.Generator().manual_seed(0))
     assert out.dtype == torch.float32 and len(_Spy.log) == 3
@@ -136,17 +137,16 @@ def test_the_default_preset_is_quick_and_takes_the_fast_precision_only_where_nat
 
 
 @pytest.mark.parametrize('key,value', [('autocast', 'fp8'), ('autocast', 'float32'), ('channels_last', 'yes'),
-                                       ('channels_last', 1), ('lr_schedule', 'step'), ('lr_min', -1.0),
-                                       ('lr_warmup', -1), ('lr_warmup', 2.5),
-                                       ('beta_schedule', 'cosine'), ('beta_end', 1.5), ('masks_per_step', 0),
-                                       ('complementary', 'yes'), ('final_passes', -1), ('large_mode', 'whole'),
+                                       ('channels_last', 1), ('iterations', 0), ('lr', 0.0), ('beta', 1.5),
+                                       ('lr_warmup', -1), ('lr_warmup', 2.5), ('shuffle', 0), ('tile_overlap', -1),
+                                       ('complementary', 'yes'), ('large_mode', 'whole'),
                                        ('adapt_size', 0), ('adapt_iterations', 0),
                                        ('tile_passes', 0), ('by_area', 'large'),
                                        ('by_area.pixels', {'pixels': [4096], 'iterations': 9}),
                                        ('by_area.pixels', {'pixels': [4096, 1024]}),
                                        ('by_area.iterations', {'pixels': [1024, 4096], 'iterations': 0}),
-                                       ('by_area.final_passes', {'pixels': [1024, 4096], 'final_passes': -1}),
-                                       ('by_area.steps', {'pixels': [1024, 4096], 'steps': 9})])
+                                       ('by_area.final_passes', {'pixels': [1024, 4096], 'final_passes': 1}),
+                                       ('lr_schedule', 'cosine'), ('masks_per_step', 2), ('final_passes', 1)])
 def test_bad_values_are_one_line_errors_naming_the_key(key, value):
     with pytest.raises(OptionError) as exc:
         build_filler({key.split('.')[0]: value}, 'multchannel', source='f.yml')
@@ -154,41 +154,49 @@ def test_bad_values_are_one_line_errors_naming_the_key(key, value):
     assert msg.startswith(f'f.yml: fill.{key}: ') and '\n' not in msg
 
 
-def test_linear_beta_needs_beta_end_and_complementary_needs_a_hidden_ratio():
-    with pytest.raises(OptionError, match=r'^fill\.beta_end: required by beta_schedule linear'):
-        build_filler({'beta_schedule': 'linear'}, 'multchannel')
+def test_complementary_needs_a_hidden_ratio():
     with pytest.raises(OptionError, match=r'^fill\.complementary: needs a hidden ratio above 0'):
         build_filler({'complementary': True, 'mask_ratio': [0, 30]}, 'multchannel')
 
 
 def test_schema_types_are_checked_by_the_denoiser():
     from basicsr_denoise.inference import MPIDenoiser
-    for key, value in (('masks_per_step', 'two'), ('channels_last', 1.0), ('complementary', 1)):
+    for key, value in (('lr_warmup', 'two'), ('channels_last', 1.0), ('complementary', 1)):
         with pytest.raises(OptionError, match=rf'^src: fill\.{key}: expected'):
             MPIDenoiser(_tiny(), {key: value}, device='cpu', source='src')
-    den = MPIDenoiser(_tiny(), {'autocast': 'auto', 'channels_last': 'auto', 'lr_schedule': 'cosine',
-                                'beta_schedule': 'linear', 'beta_end': 0.99, 'large_mode': 'shared'}, device='cpu')
-    assert den.filler.autocast == 'auto' and den.filler.beta_end == 0.99
+    den = MPIDenoiser(_tiny(), {'autocast': 'auto', 'channels_last': 'auto', 'lr_warmup': 3, 'large_mode': 'shared'},
+                      device='cpu')
+    assert den.filler.autocast == 'auto' and den.filler.lr_warmup == 3 and den.filler.large_mode == 'shared'
+
+
+def test_a_tilde_is_the_default_for_every_key():
+    from basicsr_denoise.inference import MPIDenoiser
+    assert FillConfig.from_block({name: None for name in FILL_SCHEMA}) == FillConfig()
+    assert [getattr(FillConfig(), f.name) for f in FIELDS] == [f.default for f in FIELDS]
+    f = build_filler({'iterations': None, 'lr': None, 'by_area': {'pixels': [10, 20], 'iterations': None}},
+                     'multchannel')
+    assert (f.iterations, f.lr, f.by_area['iterations']) == (200, 2e-3, 200)
+    den = MPIDenoiser(_tiny(), {'iterations': None, 'lr': None, 'progress': False}, device='cpu')
+    assert den.filler.config == FillConfig(progress=False)
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(build_filler({'iterations': 2, 'lr': None, 'progress': False}, 'multchannel')(
+        _tiny(), x, torch.Generator().manual_seed(0)), _filler(iterations=2, pad_multiple=32)(
+        _tiny(), x, torch.Generator().manual_seed(0)))
+
+
+def test_the_configuration_doc_is_generated_from_the_one_schema():
+    import importlib.util
+    from _framework import REPO
+    from basicsr_denoise.inference import SCORE_DOCS, SCORE_SCHEMA
+    spec = importlib.util.spec_from_file_location('make_configuration', os.path.join(REPO, 'docs', 'make_configuration.py'))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    doc = open(os.path.join(REPO, 'docs', 'configuration.md'), encoding='utf-8').read()
+    assert doc == gen.render(), 'docs/configuration.md is stale: run python docs/make_configuration.py'
+    assert all(f'| `{f.name}` |' in doc for f in FIELDS) and list(SCORE_DOCS) == list(SCORE_SCHEMA)
 
 
 # ------------------------------------------------------------------------------------------ schedules
-def test_cosine_lr_is_the_lr_used_at_each_step():
-    seen = []
-    from torch.optim.optimizer import register_optimizer_step_pre_hook
-    handle = register_optimizer_step_pre_hook(
-        lambda opt, args, kwargs: seen.append(opt.param_groups[0]['lr']))
-    try:
-        _filler(iterations=5, lr=1e-2, lr_schedule='cosine', lr_min=1e-4)(_tiny(), torch.rand(1, 3, 8, 8),
-                                                                             torch.Generator().manual_seed(0))
-        constant = len(seen)
-        _filler(iterations=2, lr=1e-2)(_tiny(), torch.rand(1, 3, 8, 8), torch.Generator().manual_seed(0))
-    finally:
-        handle.remove()
-    expected = [1e-4 + (1e-2 - 1e-4) * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)]
-    assert constant == 5 and seen[:5] == pytest.approx(expected, rel=1e-12)
-    assert seen[0] == pytest.approx(1e-2) and seen[4] == pytest.approx(1e-4) and seen[5:] == [1e-2, 1e-2]
-
-
 def test_lr_warmup_ramps_the_lr_used_at_each_step_and_scales_the_first_adam_step():
     seen = []
     from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -196,52 +204,26 @@ def test_lr_warmup_ramps_the_lr_used_at_each_step_and_scales_the_first_adam_step
     x, gen = torch.rand(1, 3, 8, 8), lambda: torch.Generator().manual_seed(0)
     try:
         _filler(iterations=6, lr=1e-2, lr_warmup=4)(_tiny(), x, gen())
-        _filler(iterations=4, lr=1e-2, lr_warmup=3, lr_schedule='cosine', lr_min=1e-4)(_tiny(), x, gen())
+        _filler(iterations=2, lr=1e-2)(_tiny(), x, gen())
     finally:
         handle.remove()
-    assert seen[:6] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2, 1e-2], rel=1e-12)
-    cosine = [1e-4 + (1e-2 - 1e-4) * (1 + math.cos(math.pi * t / 3)) / 2 for t in range(4)]
-    assert seen[6:] == pytest.approx([c * min(1, (t + 1) / 3) for t, c in enumerate(cosine)], rel=1e-12)
+    assert seen == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2], rel=1e-12)
     # Adam's first step moves a weight by about lr whatever its gradient: the ramp makes it lr / W
     moved = {}
     for warmup in (0, 4):
-        net = _tiny()
-        before = [p.detach().clone() for p in net.parameters()]
         f = _filler(iterations=1, lr=1e-2, lr_warmup=warmup)
-        f.fill_once(net, x, gen(), after_step=lambda t, n, *_: moved.__setitem__(warmup, max(
-            (a - b).abs().max().item() for a, b in zip(n.parameters(), before))))
+        net, optimizer, _ = f.fresh_net(_tiny(), x.device)
+        before = [p.detach().clone() for p in net.parameters()]
+        f.step(net, optimizer, x, None, gen(), t=0)
+        moved[warmup] = max((a - b).abs().max().item() for a, b in zip(net.parameters(), before))
     assert moved[0] == pytest.approx(1e-2, rel=1e-3) and moved[4] == pytest.approx(2.5e-3, rel=1e-3)
 
 
-def test_linear_beta_is_the_beta_used_at_each_step():
-    f = _filler(iterations=4, beta=0.5, beta_schedule='linear', beta_end=0.8, final_passes=2)
-    assert [f.beta_at(t) for t in range(6)] == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.8, 0.8])
-    # every pixel hidden (100 %), prediction 0: ybar = x * prod(beta_t) over the steps and the final passes
+def test_the_ensemble_takes_beta_at_each_hidden_pixel():
+    # every pixel hidden (100 %), prediction 0: ybar = x * beta^T
     x = torch.rand(1, 3, 8, 8) + 0.5
-    f.sampler = MaskSampler((100, 100))
-    out = f(_Spy(), x, torch.Generator().manual_seed(0))
-    assert torch.allclose(out, x * (0.5 * 0.6 * 0.7 * 0.8 * 0.8 * 0.8), rtol=1e-6)
     const = _filler(ratio=(100, 100), iterations=4, beta=0.5)(_Spy(), x, torch.Generator().manual_seed(0))
     assert torch.allclose(const, x * 0.5**4, rtol=1e-6)
-
-
-def test_masks_per_step_stacks_k_masks_averages_the_loss_and_updates_with_each():
-    x = torch.rand(1, 3, 12, 12) + 0.5
-    out = _filler(iterations=2, beta=0.5, masks_per_step=3)(_Spy(), x, torch.Generator().manual_seed(0))
-    assert [c['shape'] for c in _Spy.log] == [(3, 3, 12, 12)] * 2
-    masks = torch.cat([c['mask'] for c in _Spy.log])  # 6 masks, all different
-    assert all(not torch.equal(masks[i], masks[j]) for i in range(6) for j in range(i))
-    hidden_times = (1 - masks).sum(0, keepdim=True)  # prediction 0: each hidden mask halves the pixel
-    assert torch.allclose(out, x * 0.5**hidden_times, rtol=1e-6)
-    # the loss of a step is the mean of the K masks' losses
-    f, net = _filler(masks_per_step=2), _tiny()
-    loss = f.step(net, torch.optim.Adam(net.parameters(), lr=0.0), x, x.clone(), torch.Generator().manual_seed(5))
-    gen = torch.Generator().manual_seed(5)  # the step's two draws, replayed
-    keeps = [MaskSampler((30, 30)).sample(x.shape, gen)[0] for _ in range(2)]
-    with torch.no_grad():
-        pred = net(torch.cat([x, x]), torch.cat(keeps))  # same BatchNorm batch as the step
-    per_mask = [masked_fill_loss(pred[k:k + 1], x, keeps[k]) for k in range(2)]
-    assert loss.item() == pytest.approx(sum(per_mask).item() / 2, rel=1e-5)
 
 
 def test_complementary_masks_cover_every_pixel_once_per_cycle():
@@ -268,24 +250,17 @@ def test_complementary_filling_hides_every_pixel_within_a_cycle(mode):
                                                                            torch.Generator().manual_seed(0))
     masks = torch.stack([c['mask'] for c in _Spy.log])  # 256 pixels, 77 hidden: a cycle of 4 steps
     assert masks.shape == (4, 1, ch, 16, 16) and bool((masks.min(0).values == 0).all())
-    _Spy.log.clear()  # K = cycle length: one step's masks split a permutation into K groups
-    _filler(ratio=(30, 30), mode=mode, iterations=1, complementary=True, masks_per_step=4)(
-        _Spy(mask_channels=ch), x, torch.Generator().manual_seed(0))
-    assert bool((_Spy.log[0]['mask'].min(0).values == 0).all())
     _Spy.log.clear()  # independent masks do not cover a 16x16 image in 4 steps
     _filler(ratio=(30, 30), mode=mode, iterations=4)(_Spy(mask_channels=ch), x, torch.Generator().manual_seed(0))
     assert not bool((torch.stack([c['mask'] for c in _Spy.log]).min(0).values == 0).all())
 
 
-def test_final_passes_are_forward_only_in_the_same_bn_mode_and_update_the_ensemble():
+def test_bn_mode_eval_fills_with_the_running_statistics():
     x = torch.rand(1, 3, 12, 12) + 0.5
-    out = _filler(iterations=2, beta=0.5, final_passes=3)(_Spy(), x, torch.Generator().manual_seed(0))
-    assert [c['grad'] for c in _Spy.log] == [True, True, False, False, False]
-    assert all(c['training'] for c in _Spy.log)
-    hidden_times = sum(1 - c['mask'] for c in _Spy.log)
-    assert torch.allclose(out, x * 0.5**hidden_times, rtol=1e-6)  # each pass moved its hidden pixels
+    _filler(iterations=2)(_Spy(), x, torch.Generator().manual_seed(0))
+    assert [c['training'] for c in _Spy.log] == [True, True]
     _Spy.log.clear()
-    _filler(iterations=1, bn_mode='eval', final_passes=1)(_Spy(), x, torch.Generator().manual_seed(0))
+    _filler(iterations=2, bn_mode='eval')(_Spy(), x, torch.Generator().manual_seed(0))
     assert [c['training'] for c in _Spy.log] == [False, False]
 
 
@@ -309,7 +284,7 @@ def test_shared_large_mode_covers_every_pixel(shuffle, mode):
     # the stand-in predicts x + 1 whatever the mask: every output pixel must be a hidden-pixel prediction
     net = _Spy(lambda t: t + 1, mask_channels=3 if mode == 'multchannel' else 1)
     f = _shared(ratio=(90, 90) if mode == 'singlechannel' else (30, 30), mode=mode, shuffle=shuffle,
-                tile_size=16 if shuffle == 2 else 32, final_passes=1)
+                tile_size=16 if shuffle == 2 else 32, tile_passes=1)
     out = f(net, x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and torch.allclose(out, x + 1, atol=1e-6)
     assert all((1 - c['mask']).sum() > 0 for c in _Spy.log)
@@ -319,7 +294,7 @@ def test_shared_large_mode_adapts_once_then_fills_tiles_forward_only_with_bounde
     net, seen = _tiny(), []
     net.register_forward_pre_hook(lambda m, args: seen.append((tuple(args[0].shape), torch.is_grad_enabled())))
     x = torch.rand(1, 3, 80, 72)
-    out = _shared(iterations=4, final_passes=5)(net, x, torch.Generator().manual_seed(0))
+    out = _shared(iterations=4, tile_passes=5)(net, x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and torch.isfinite(out).all()
     tiles = len(tile_boxes(80, 32, 8)) * len(tile_boxes(72, 32, 8))
     train = [s for s, g in seen if g]
@@ -333,11 +308,11 @@ def test_shared_large_mode_adapts_on_crops_of_adapt_size_and_fills_whole_tiles()
     net, seen = _tiny(), []
     net.register_forward_pre_hook(lambda m, args: seen.append((tuple(args[0].shape), torch.is_grad_enabled())))
     x = torch.rand(1, 3, 80, 72)
-    _shared(iterations=3, final_passes=2, adapt_size=16)(net, x, torch.Generator().manual_seed(0))
+    _shared(iterations=3, tile_passes=2, adapt_size=16)(net, x, torch.Generator().manual_seed(0))
     assert [s for s, g in seen if g] == [(1, 3, 16, 16)] * 3
     assert {s for s, g in seen if not g} == {(1, 3, 32, 32)}
     seen.clear()  # a crop side above the image's is cut to the image
-    _shared(iterations=2, final_passes=1, tile_size=32, adapt_size=64)(net, torch.rand(1, 3, 40, 24),
+    _shared(iterations=2, tile_passes=1, tile_size=32, adapt_size=64)(net, torch.rand(1, 3, 40, 24),
                                                                       torch.Generator().manual_seed(0))
     assert [s for s, g in seen if g] == [(1, 3, 40, 24)] * 2
 
@@ -357,11 +332,11 @@ def test_adapt_iterations_and_tile_passes_set_the_shared_path_and_leave_whole_im
 
 
 def test_snapshot_steps_spread_over_the_memory_of_the_running_ensemble():
-    f = _filler(iterations=75, beta=0.9)  # 30 % hidden: a pixel's weight decays by 0.97 a step, ~33 steps
-    steps = f.snapshot_steps(16)
+    f = _filler(beta=0.9)  # 30 % hidden: a pixel's weight decays by 0.97 a step, ~33 steps
+    steps = snapshot_steps(f, 16, 75)
     assert len(steps) == 16 == len(set(steps)) and steps[-1] == 74 and 74 - 34 <= steps[0] <= 74 - 30
-    assert _filler(iterations=5, beta=0.9).snapshot_steps(16) == [0, 1, 2, 3, 4]  # a short run: every step
-    long = _filler(ratio=(90, 90), mode='singlechannel', iterations=800, beta=0.99).snapshot_steps(8)
+    assert snapshot_steps(f, 16, 5) == [0, 1, 2, 3, 4]  # a short run: every step
+    long = snapshot_steps(_filler(ratio=(90, 90), mode='singlechannel', beta=0.99), 8, 800)
     assert long[-1] == 799 and 799 - 111 < long[0] <= 799 - 111 * 7 // 8  # 1 / (0.9 * 0.01) = 111 steps
 
 
@@ -369,11 +344,11 @@ def test_shared_forward_passes_cycle_through_snapshots_of_the_last_steps():
     net, seen = _tiny(), []
     net.register_forward_pre_hook(  # deep copies keep the hook: log each call's weights
         lambda m, args: seen.append((torch.is_grad_enabled(), sum(float(p.detach().sum()) for p in m.parameters()))))
-    f = _shared(iterations=6, final_passes=4, lr=1e-2)
+    f = _shared(iterations=6, tile_passes=4, lr=1e-2)
     f(net, torch.rand(1, 3, 80, 72), torch.Generator().manual_seed(0))
     train = [w for g, w in seen if g]
     forward = [w for g, w in seen if not g]
-    steps = f.snapshot_steps(4)
+    steps = snapshot_steps(f, 4, f.iterations)
     assert len(steps) == 4 and steps[-1] == 5
     tiles = len(tile_boxes(80, 32, 8)) * len(tile_boxes(72, 32, 8))
     assert len(forward) == 4 * tiles and forward == forward[:4] * tiles  # every tile: the same 4 states
@@ -388,18 +363,17 @@ def test_shared_large_mode_crops_come_from_the_seeded_generator():
     for seed in (0, 0, 1):
         seen = []
         net = _Spy(lambda t: (seen.append(t[0, 0, 0, 0].item()) or t))
-        _shared(iterations=6, tile_size=16, final_passes=1)(net, x, torch.Generator().manual_seed(seed))
+        _shared(iterations=6, tile_size=16, tile_passes=1)(net, x, torch.Generator().manual_seed(seed))
         picks.append(seen[:6])  # the top-left value of each adaptation crop = its position
     assert picks[0] == picks[1] and picks[0] != picks[2] and len(set(picks[0])) > 1
 
 
 @pytest.mark.parametrize('opts', [
-    {'lr_schedule': 'cosine', 'lr_min': 1e-5}, {'lr_warmup': 2}, {'beta_schedule': 'linear', 'beta_end': 0.99},
-    {'masks_per_step': 2}, {'complementary': True}, {'complementary': True, 'mask_ratio': [20, 40]},
-    {'final_passes': 2}, {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4},
-    {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4, 'masks_per_step': 2, 'final_passes': 3},
+    {'lr_warmup': 2}, {'complementary': True}, {'complementary': True, 'mask_ratio': [20, 40]},
+    {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4},
+    {'large_mode': 'shared', 'tile_size': 16, 'tile_overlap': 4, 'tile_passes': 3, 'adapt_iterations': 2},
     {'autocast': 'auto', 'channels_last': 'auto'},
-    {'by_area': {'pixels': [100, 400], 'iterations': 5, 'final_passes': 2}}])
+    {'by_area': {'pixels': [100, 400], 'iterations': 5}}])
 def test_seeds_repeat_exactly_with_every_new_option(monkeypatch, opts):
     monkeypatch.setattr(hardware, 'fast_precision', lambda device: ('bf16', True))
     net, x = _tiny(), torch.rand(1, 3, 24, 20)
@@ -414,23 +388,23 @@ def test_seeds_repeat_exactly_with_every_new_option(monkeypatch, opts):
 
 
 # ------------------------------------------------------------------------------------------ by image size
-def test_by_area_interpolates_steps_and_passes_in_log_area():
-    f = _filler(iterations=10, final_passes=0, by_area={'pixels': [100, 10000], 'iterations': 30, 'final_passes': 20})
-    assert [(g.iterations, g.final_passes) for g in map(f.for_area, (50, 100, 1000, 10000, 10**6))] == \
-        [(10, 0), (10, 0), (20, 10), (30, 20), (30, 20)]
+def test_by_area_interpolates_steps_in_log_area():
+    f = _filler(iterations=10, by_area={'pixels': [100, 10000], 'iterations': 30})
+    assert [g.iterations for g in map(f.for_area, (50, 100, 1000, 10000, 10**6))] == [10, 10, 20, 30, 30]
+    assert [f.steps_for_area(a) for a in (50, 1000, 10**6)] == [10, 20, 30]
     assert f.for_area(100) is f and f.iterations == 10  # the filler itself is never changed
     assert _filler(by_area=None).for_area(10**6).iterations == 3
-    f = _filler(iterations=10, final_passes=4, by_area={'pixels': [100, 10000]})  # unset: the base values
-    assert (f.for_area(10**6).iterations, f.for_area(10**6).final_passes) == (10, 4)
+    f = _filler(iterations=10, by_area={'pixels': [100, 10000]})  # unset: the base value
+    assert f.for_area(10**6).iterations == 10
 
 
-@pytest.mark.parametrize('size,steps,passes', [(8, 2, 0), (16, 3, 1), (32, 4, 2)])
-def test_each_image_and_each_tile_gets_the_steps_and_passes_of_its_size(size, steps, passes):
-    f = _filler(iterations=2, by_area={'pixels': [64, 1024], 'iterations': 4, 'final_passes': 2})
+@pytest.mark.parametrize('size,steps', [(8, 2), (16, 3), (32, 4)])
+def test_each_image_and_each_tile_gets_the_steps_of_its_size(size, steps):
+    f = _filler(iterations=2, by_area={'pixels': [64, 1024], 'iterations': 4})
     f(_Spy(), torch.rand(1, 3, size, size), torch.Generator().manual_seed(0))
-    assert [c['grad'] for c in _Spy.log] == [True] * steps + [False] * passes
+    assert [c['grad'] for c in _Spy.log] == [True] * steps
     _Spy.log.clear()  # tiles of 16 px within a 40-px image: each tile has the steps of 256 pixels
-    f.tile_size, f.tile_overlap = 16, 4
+    f = _filler(iterations=2, by_area={'pixels': [64, 1024], 'iterations': 4}, tile_size=16, tile_overlap=4)
     f(_Spy(), torch.rand(1, 3, 40, 40), torch.Generator().manual_seed(0))
     tiles = len(tile_boxes(40, 16, 4)) ** 2
-    assert [c['grad'] for c in _Spy.log] == ([True] * 3 + [False]) * tiles
+    assert [c['grad'] for c in _Spy.log] == [True] * 3 * tiles

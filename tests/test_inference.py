@@ -14,9 +14,8 @@ import yaml
 
 import basicsr_denoise as bd
 from basicsr_denoise.archs import build_network
-from basicsr_denoise.archs.arch_util import network_difference
-from basicsr_denoise.inference import MPIDenoiser, N2SDenoiser, image_to_tensor, load_network
-from basicsr_denoise.utils.checkpoint import export_checkpoint
+from basicsr_denoise.checkpoint import export_checkpoint, load_network, network_difference
+from basicsr_denoise.inference import MPIDenoiser, N2SDenoiser, image_to_tensor
 from basicsr_denoise.utils.errors import CheckpointError, OptionError
 from basicsr_denoise.utils.img_util import imread, imwrite
 from basicsr_denoise.utils.options import check_options, load_yaml
@@ -328,7 +327,7 @@ def test_api_docstring_examples_run():
 
 
 def test_export_ships_the_ema_weights_of_a_training_checkpoint(tmp_path):
-    from basicsr_denoise.archs.arch_util import read_checkpoint
+    from basicsr_denoise.checkpoint import read_checkpoint
     torch.manual_seed(0)
     a, b = build_network(TINY).state_dict(), build_network(TINY).state_dict()
     torch.save({'params': a, 'params_ema': b}, tmp_path / 'net_g_10.pth')  # what training writes with ema_decay

@@ -1,4 +1,4 @@
-"""tools/large_image_bench.py: mosaic photo, the denoise command in a child process, the per-tile crop."""
+"""benchmarks/large_image_bench.py: mosaic photo, the denoise command in a child process, the per-tile crop."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""tools/mpi_bench.py: presets and --variant schedules interleaved, seconds per image and time ratios."""
+"""benchmarks/mpi_bench.py: presets and --variant schedules interleaved, seconds per image and time ratios."""
 
 import json
 
@@ -97,22 +97,3 @@ def test_make_bench_noise_takes_whole_images_by_position(tmp_path):
     assert gray.shape == (24, 24, 3) and np.array_equal(gray[..., 0], gray[..., 2])  # gray -> three channels
     resid = np.load(tmp_path / 'set' / 'noisy' / 'img1.npy') - np.load(tmp_path / 'set' / 'gt' / 'img1.npy')
     assert resid.shape == (30, 20, 3) and 20 < resid.std() * 255 < 30
-
-
-def test_fill_curve_checks_equal_fills_stopped_there(tiny_bench, tmp_path):
-    import torch
-    from basicsr_denoise.inference import MPIDenoiser
-    curve = load_tool('fill_curve')
-    folder = tiny_bench / 'Z1_CBSD68_s25_128'
-    rows = curve.main([str(folder), 'a', '--weights', 'MPI_syn_ours.pth', '--checks', '3,1', '--passes', '2',
-                       '--out', str(tmp_path / 'c.json')])
-    assert [r['steps'] for r in rows] == [1, 3] and json.load(open(tmp_path / 'c.json'))['rows'] == rows
-    x = torch.from_numpy(np.load(folder / 'noisy' / 'a.npy')).permute(2, 0, 1)[None]
-    gt = torch.from_numpy(np.load(folder / 'gt' / 'a.npy')).permute(2, 0, 1)[None]
-    for r in rows:  # the same trajectory as a fill of that many steps
-        den = MPIDenoiser.from_pretrained('quick', 'MPI_syn_ours.pth', device='cpu',
-                                          fill={'iterations': r['steps'], 'progress': False, 'by_area': None})
-        assert r['psnr'] == pytest.approx(curve.psnr(den(x, 'a'), gt), abs=1e-9)
-        assert r['passes']['2'] != r['psnr']
-    with pytest.raises(SystemExit, match='--checks'):
-        curve.main([str(folder), 'a', '--weights', 'MPI_syn_ours.pth', '--checks', '0'])

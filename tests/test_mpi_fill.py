@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from basicsr_denoise.archs import build_network
+from basicsr_denoise.mpi.fill_config import FillConfig
 from basicsr_denoise.mpi.filling import (IterativeFiller, ensemble_update, masked_fill_loss, pixel_shuffle_batch,
                                          pixel_unshuffle_batch, tile_boxes)
 from basicsr_denoise.mpi.masking import MaskSampler
@@ -72,7 +73,7 @@ def test_tile_boxes_cover_with_overlap():
 
 def _filler(**kw):
     kw.setdefault('iterations', 3)
-    return IterativeFiller(MaskSampler((30, 30)), show_progress=False, **kw)
+    return IterativeFiller(MaskSampler((30, 30)), FillConfig.from_block({'progress': False, **kw}))
 
 
 def test_fixed_seed_gives_identical_output_and_template_untouched():
@@ -101,8 +102,8 @@ def test_shuffle_tiling_gray_and_small_images_keep_the_size():
     torch.manual_seed(0)
     net = build_network({**TINY_NET, 'mask_mode': 'singlechannel'})
     x = torch.rand(1, 3, 45, 70)
-    f = IterativeFiller(MaskSampler((90, 90), mode='singlechannel'), iterations=2, shuffle=2, tile_size=16,
-                        tile_overlap=4, show_progress=False)
+    f = IterativeFiller(MaskSampler((90, 90), mode='singlechannel'),
+                        FillConfig(iterations=2, shuffle=2, tile_size=16, tile_overlap=4, progress=False))
     assert f(net, x, torch.Generator().manual_seed(0)).shape == x.shape
     gray = torch.rand(1, 1, 20, 20)
     assert f(net, gray, torch.Generator().manual_seed(0)).shape == gray.shape

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from basicsr_denoise.archs.arch_util import padded_forward, tile_starts, tiled_forward
+from basicsr_denoise.checkpoint import safe_load
 from basicsr_denoise.losses import build_loss
 from basicsr_denoise.losses.ardae_loss import ARDAELoss
 from basicsr_denoise.models import build_model
-from basicsr_denoise.utils.checkpoint import safe_load
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.options import check_options
 
@@ -248,36 +248,40 @@ def test_bad_tile_overlap_is_an_option_error():
         build_model(opt)
 
 
-def test_estimator_tool_runs_two_variants_and_writes_its_table(tmp_path):
-    tool = load_tool('n2s_estimators')
-    results = tool.main(['--minutes', '0.02', '--variants', 'paper,anti', '--val-images', '1', '--probe', '1',
-                         '--data', SAMPLES, '--val', SAMPLES, '--out', str(tmp_path),
-                         '--set', 'datasets.train.batch_size_per_gpu=2', 'datasets.train.gt_size=64'])
+def test_estimator_tool_runs_two_variants_and_writes_its_table(tmp_path, monkeypatch):
+    import sys
+    tool = load_tool('n2s_recipes')
+    doc = tmp_path / 'benchmarks.md'
+    doc.write_text('# Benchmarks\n\n<!-- BEGIN benchmark: n2s-recipes -->\nold\n<!-- END benchmark: n2s-recipes -->\n'
+                   '\n<!-- BEGIN benchmark: other -->\nkept\n<!-- END benchmark: other -->\n')
+    monkeypatch.setattr(sys.modules['benchmarks._common'], 'BENCHMARKS_DOC', str(doc))
+    argv = ['--minutes', '0.02', '--variants', 'paper,anti', '--val-images', '1', '--probe', '1',
+            '--data', SAMPLES, '--val', SAMPLES, '--out', str(tmp_path), '--doc', 'n2s-recipes',
+            '--set', 'datasets.train.batch_size_per_gpu=2', 'datasets.train.gt_size=64']
+    results = tool.main(argv)
     assert [r['name'] for r in results] == ['paper', 'anti']
     for r in results:
         assert len(r['curve']) == 4 and r['iterations'] >= 1
     table = (tmp_path / 'estimators.md').read_text()
     assert '`paper`' in table and '`anti`' in table
+    text = doc.read_text()  # the block replaced in place, its command and table inside; the other block kept
+    assert 'old' not in text and 'kept' in text and text.count('BEGIN benchmark: n2s-recipes') == 1
+    block = text.split('BEGIN benchmark: n2s-recipes -->', 1)[1].split('<!-- END', 1)[0]
+    assert table.strip() in block and 'python benchmarks/n2s_recipes.py --minutes 0.02' in block
+    doc.write_text('# Benchmarks\n')  # --render: the same block again from estimators.json, appended
+    assert tool.main(['--out', str(tmp_path), '--render', '--doc', 'n2s-recipes']) == json.loads(
+        (tmp_path / 'estimators.json').read_text())['results']
+    assert doc.read_text().split('BEGIN benchmark: n2s-recipes -->', 1)[1].split('<!-- END', 1)[0] == block
 
 
 def test_estimator_tool_equal_iterations_mode(tmp_path):
-    tool = load_tool('n2s_estimators')
+    tool = load_tool('n2s_recipes')
     results = tool.main(['--iterations', '4', '--variants', 'anti_fp32,anti', '--val-images', '1',
                          '--data', SAMPLES, '--val', SAMPLES, '--out', str(tmp_path),
                          '--set', 'datasets.train.batch_size_per_gpu=2', 'datasets.train.gt_size=64'])
     for r in results:
         assert r['iterations'] == 4 and [p['iter'] for p in r['curve']] == [1, 2, 3, 4]
     assert '| 4 it |' in (tmp_path / 'estimators.md').read_text()
-
-
-def test_gradient_noise_tool_shows_the_antithetic_pairs_agree(tmp_path):
-    tool = load_tool('n2s_gradient_noise')
-    rows = tool.main(['--images', SAMPLES, '--weights', 'N2S_gauss25_color_ours.pth', '--sigma-a', '0.01',
-                      '--n', '2', '--size', '64', '--out', str(tmp_path / 'g.json')])
-    (row,) = rows
-    assert row['antithetic_two_draws'] > max(row['plain_two_draws'], 0) + 0.2
-    assert row['antithetic_fp32_vs_bf16'] > 0.9
-    assert json.loads((tmp_path / 'g.json').read_text())['rows'][0]['sigma_a'] == 0.01
 
 
 def test_blockwise_tv_equals_the_whole_image_tv():

@@ -130,5 +130,5 @@ def test_every_shipped_option_file_validates(path):
     from basicsr_denoise.utils.options import check_options, load_yaml
     full = os.path.join(REPO_ROOT, path)
     opt = check_options(load_yaml(full), is_train=path.startswith(os.path.join('options', 'train')), source=full)
-    assert opt['name'] and opt['model_type'] in ('IterativeFillModel', 'MaskedPretrainModel', 'MetaFillPretrainModel',
+    assert opt['name'] and opt['model_type'] in ('IterativeFillModel', 'MaskedPretrainModel',
                                                  'ScoreModel')

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr_denoise.utils.checkpoint import safe_load
+from basicsr_denoise.checkpoint import safe_load
 from basicsr_denoise.utils.errors import DataError
 from basicsr_denoise.utils.img_util import imwrite
 from basicsr_denoise.utils.options import parse_options
@@ -115,73 +115,3 @@ def test_pretraining_step_in_bf16_and_channels_last_is_close_to_fp32(tmp_path, p
     assert fast.autocast_dtype == (torch.bfloat16 if 'train.autocast=bf16' in precision else None)
     assert np.isfinite(fast.log_dict['l_pix'])
     assert fast.log_dict['l_pix'] == pytest.approx(ref.log_dict['l_pix'], abs=0.05)  # dB of the PSNR loss
-
-
-def test_input_noise_draws_per_image_families_and_levels_from_the_global_rng():
-    from basicsr_denoise.models.masked_pretrain_model import InputNoise
-    gt = torch.full((64, 3, 32, 32), 0.5)
-    torch.manual_seed(3)
-    noisy = InputNoise({'clean_prob': 0.25, 'noises': [{'type': 'Gaussian', 'sigma': [5, 55]},
-                                                       {'type': 'Poisson', 'eta': [0.002, 0.05]}]})(gt)
-    std = (noisy - gt).flatten(1).std(1) * 255
-    clean = std == 0
-    assert 8 <= int(clean.sum()) <= 26  # about a quarter of 64
-    assert std[~clean].min() > 4 and std[~clean].max() < 60  # sigma 5-55; Poisson at 0.5: 255*sqrt(eta/2) = 8-40
-    assert len(set(std[~clean].round().tolist())) > 20  # the level is drawn per image
-    torch.manual_seed(3)
-    again = InputNoise({'clean_prob': 0.25, 'noises': [{'type': 'Gaussian', 'sigma': [5, 55]},
-                                                       {'type': 'Poisson', 'eta': [0.002, 0.05]}]})(gt)
-    assert torch.equal(noisy, again)  # the global generator alone decides: resumes repeat it
-    fixed = InputNoise({'noises': [{'type': 'Gaussian', 'sigma': 25}]})(gt)
-    assert (fixed - gt).std().item() * 255 == pytest.approx(25, rel=0.02)
-    assert torch.equal(InputNoise({'clean_prob': 1.0})(gt), gt)
-
-
-@pytest.mark.parametrize('block, match', [({'noises': []}, r'train\.input_noise\.noises'),
-                                          ({'clean_prob': 2.0, 'noises': [{'type': 'Gaussian', 'sigma': 5}]},
-                                           'clean_prob'),
-                                          ({'noises': [{'type': 'Gaussian', 'sigma': [30, 5]}]},
-                                           r'noises\[0\]\.sigma'),
-                                          ({'noises': [{'type': 'SaltPepper', 'amount': [0.1, 1.5]}]},
-                                           r'noises\[0\]: .*amount'),
-                                          ({'noises': [{'type': 'Nope', 'sigma': 5}]}, 'Nope'),
-                                          ({'noises': ['Gaussian']}, r'noises\[0\]')])
-def test_input_noise_bad_blocks_name_the_key(block, match):
-    from basicsr_denoise.models.masked_pretrain_model import InputNoise
-    from basicsr_denoise.utils.errors import OptionError
-    with pytest.raises(OptionError, match=match):
-        InputNoise(block)
-
-
-def test_pretraining_with_input_noise_feeds_the_network_a_noisy_copy_and_scores_the_clean_image(tmp_path):
-    from basicsr_denoise.models import build_model
-    opt, _ = parse_options(True, ['-opt', OPT, '--force_yml', *_overrides(str(tmp_path), 2), 'num_gpu=0',
-                                  'train.input_noise={noises: [{type: Gaussian, sigma: 50}]}'], root=str(tmp_path))
-    opt['dist'], opt['rank'], opt['world_size'] = False, 0, 1
-    model = build_model(opt)
-    seen = []
-    model.net_g.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
-    gt = torch.rand(2, 3, 64, 64)
-    model.feed_data({'gt': gt})
-    model.optimize_parameters(1)
-    assert (seen[0] - gt).std() * 255 == pytest.approx(50, rel=0.05)
-    assert torch.equal(model.gt, gt)  # the target stays clean
-
-
-def test_a_carried_pretraining_state_remembers_its_input_noise(tmp_path):
-    from basicsr_denoise.train import train_pipeline
-    from basicsr_denoise.utils.errors import OptionError
-    data = _images(str(tmp_path / 'data'), corrupt=False)
-
-    def argv(total_iter, clean_prob, *extra):
-        return ['-opt', OPT, *extra, '--force_yml', *_overrides(data, total_iter), 'num_gpu=0',
-                'datasets.train.num_worker_per_gpu=0', 'logger.save_in_progress=true',
-                f'train.input_noise={{clean_prob: {clean_prob}, noises: [{{type: Gaussian, sigma: [5, 55]}}]}}']
-    train_pipeline(root_path=str(tmp_path), argv=argv(2, 0.25))
-    for sub in ('models', 'training_states'):  # the local run is gone; the carried state remains
-        exp = tmp_path / 'experiments' / 'pre_tiny' / sub
-        for f in os.listdir(exp):
-            os.remove(exp / f)
-    with pytest.raises(OptionError, match=r'train\.input_noise\.clean_prob'):
-        train_pipeline(root_path=str(tmp_path), argv=argv(4, 0.5, '--auto_resume'))
-    assert train_pipeline(root_path=str(tmp_path), argv=argv(4, 0.25, '--auto_resume')) is not None

@@ -361,16 +361,13 @@ def test_shipped_train_file_runs_two_iterations(tmp_path):
             'train.scheduler.milestones=[1]', 'logger.use_tb_logger=false', 'logger.print_freq=1']
     model = train_pipeline(root_path=str(tmp_path), argv=argv)
     assert model.log_dict['sigma_a'] == pytest.approx(0.001)
-    assert os.path.isfile(tmp_path / 'experiments' / 'N2S_gauss25_color' / 'models' / 'net_g_2.pth')
+    assert os.path.isfile(tmp_path / 'experiments' / 'N2S_gauss25_color_paper' / 'models' / 'net_g_2.pth')
 
 
-# ------------------------------------------------------------------------------ tools/n2s_curve.py
+# ------------------------------------------------------------------------------ benchmarks/n2s_curve.py
 def test_n2s_curve_tool(tmp_path):
-    sys.path.insert(0, os.path.join(REPO, 'tools'))
-    try:
-        import n2s_curve
-    finally:
-        sys.path.pop(0)
+    from _framework import load_tool
+    n2s_curve = load_tool('n2s_curve')
     from basicsr_denoise.archs.n2n_unet_arch import N2NUNet
     models = tmp_path / 'exp' / 'models'
     models.mkdir(parents=True)

@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from basicsr_denoise.utils.checkpoint import atomic_save, safe_load
+from basicsr_denoise.checkpoint import safe_load
+from basicsr_denoise.utils.atomic import atomic_save
 from basicsr_denoise.utils.errors import CheckpointError
 
 from _framework import REPO, env_with, run_train, train_options, write_options, write_plugin  # noqa: E402

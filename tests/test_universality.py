@@ -1,4 +1,4 @@
-"""tools/universality.py end to end on tiny crops, with the CBM3D stub, and its oracle search."""
+"""benchmarks/universality.py end to end on tiny crops, with the CBM3D stub, and its oracle search."""
 
 import json
 import os

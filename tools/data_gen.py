@@ -24,7 +24,6 @@ entries of an existing list file are kept and not checked again.
 import argparse
 import os
 import os.path as osp
-import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
@@ -33,6 +32,7 @@ if __package__ in (None, ''):
 
 from tqdm import tqdm  # noqa: E402
 
+from basicsr_denoise.utils.atomic import atomic_copy, atomic_write_text  # noqa: E402
 from basicsr_denoise.utils.errors import BasicSRDenoiseError, DataError, OptionError, exit_on_user_error  # noqa: E402
 from basicsr_denoise.utils.img_util import imfrombytes, is_image_file  # noqa: E402
 
@@ -78,9 +78,7 @@ def _work(job):
     if status == KEPT and mode in ('copy', 'symlink'):
         os.makedirs(osp.dirname(dst), exist_ok=True)
         if mode == 'copy':
-            tmp = f'{dst}.part{os.getpid()}'
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            atomic_copy(src, dst)
         else:
             if osp.lexists(dst):
                 os.remove(dst)
@@ -178,10 +176,7 @@ def main(argv=None):
     if args.mode == 'list':
         parent = osp.dirname(osp.abspath(list_file))
         os.makedirs(parent, exist_ok=True)
-        tmp = f'{list_file}.tmp'
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.writelines(f'{rel}\n' for rel in sorted(listed | set(kept)))
-        os.replace(tmp, list_file)
+        atomic_write_text(list_file, ''.join(f'{rel}\n' for rel in sorted(listed | set(kept))))
     for detail in problems[:20]:
         print(f'unreadable: {detail}', file=sys.stderr)
     if len(problems) > 20:

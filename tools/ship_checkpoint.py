@@ -11,7 +11,7 @@ Usage::
 
 What it does (:func:`ship`):
 
-1. :func:`basicsr_denoise.utils.checkpoint.export_checkpoint` writes
+1. :func:`basicsr_denoise.checkpoint.export_checkpoint` writes
    ``experiments/pretrained_models/<name>`` as ``{'params', 'network_g', 'fill' | 'score'}``: the
    ``network_g`` block and the ``fill`` (MPI) or ``score`` (Noise2Score) defaults come from ``-opt``
    (a training or test option file, ``_base_`` resolved), else from ``--network``/``--fill``/``--score``
@@ -36,7 +36,7 @@ import yaml
 
 sys.path[0] = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 
-from basicsr_denoise.utils.checkpoint import export_checkpoint  # noqa: E402
+from basicsr_denoise.checkpoint import export_checkpoint  # noqa: E402
 from basicsr_denoise.utils.errors import OptionError, exit_on_user_error  # noqa: E402
 from basicsr_denoise.weights import REGISTRY_FILE, SOURCE_DIR  # noqa: E402
 
@@ -93,10 +93,8 @@ def ship(src, name, opt_path=None, network_g=None, fill=None, score=None, recipe
         if opt.get('fill') and fill is None:
             fill = {k: v for k, v in opt['fill'].items() if k != 'progress'}
     dst = osp.join(dest_dir, name)
-    tmp = dst + '.ship.tmp'
-    # src may be dst
-    sha = export_checkpoint(src, tmp, network_g=network_g, fill=fill, score=score, param_key=param_key)
-    os.replace(tmp, dst)
+    # src may be dst: it is read whole before dst is replaced atomically
+    sha = export_checkpoint(src, dst, network_g=network_g, fill=fill, score=score, param_key=param_key)
     update_registry(name, sha, recipe, registry_file)
     update_readme(name, sha, os.path.getsize(dst), readme)
     return sha

@@ -14,13 +14,11 @@ from torch.utils.data import DataLoader
 
 from basicsr_denoise.data.sampler import EnlargedSampler
 from basicsr_denoise.utils.errors import OptionError
+from basicsr_denoise.utils.options import LOADER_KEYS
 from basicsr_denoise.utils.registry import DATASET_REGISTRY, accepted_kwargs
 
 __all__ = ['LOADER_KEYS', 'build_dataset', 'build_dataloader', 'worker_init_fn', 'EnlargedSampler']
 
-LOADER_KEYS = ('name', 'phase', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
-               'prefetch_mode', 'prefetch_factor', 'pin_memory', 'persistent_workers')
-"""Keys of a ``datasets.<phase>`` block that configure the loader, not the dataset."""
 
 
 def build_dataset(opt, key='datasets', source=None):

@@ -2,7 +2,7 @@
 
 Ma et al., "Masked Pre-training Enables Universal Zero-shot Denoiser", NeurIPS 2024, report
 SIDD and DND sRGB results; both benchmarks are scored on their servers from files in a
-fixed layout. This module is used by ``tools/sidd_benchmark.py`` and ``tools/dnd_benchmark.py``,
+fixed layout. This module is used by ``benchmarks/sidd_benchmark.py`` and ``benchmarks/dnd_benchmark.py``,
 which denoise through :class:`basicsr_denoise.inference.MPIDenoiser`.
 
 SIDD (Abdelhamed et al., CVPR 2018), sRGB validation/benchmark blocks:
@@ -42,6 +42,7 @@ import re
 
 import numpy as np
 
+from basicsr_denoise.utils.atomic import atomic_write
 from basicsr_denoise.utils.errors import DataError
 from basicsr_denoise.utils.logger import progress
 
@@ -200,11 +201,8 @@ def write_sidd_submission(denoised, out_path, key=SIDD_SUBMISSION_KEY, time_mp=0
     optional = dict(DEFAULT_OPTIONAL_DATA if optional_data is None else optional_data)
     folder = osp.dirname(osp.abspath(out_path))
     os.makedirs(folder, exist_ok=True)
-    tmp = out_path + '.tmp'
-    with open(tmp, 'wb') as f:
-        scipy_io.savemat(f, {key: blocks, 'TimeMPSrgb': float(time_mp), 'OptionalData': optional},
-                         do_compression=True)
-    os.replace(tmp, out_path)
+    atomic_write(out_path, lambda f: scipy_io.savemat(
+        f, {key: blocks, 'TimeMPSrgb': float(time_mp), 'OptionalData': optional}, do_compression=True))
     return out_path
 
 
@@ -369,10 +367,7 @@ def write_dnd_block(denoised, out_dir, image_index, block_index):
     os.makedirs(out_dir, exist_ok=True)
     path = osp.join(out_dir, dnd_block_name(image_index, block_index))
     crop = np.clip(np.asarray(denoised, dtype=np.float32), 0.0, 1.0)
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        scipy_io.savemat(f, {'Idenoised_crop': crop})
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: scipy_io.savemat(f, {'Idenoised_crop': crop}))
     return path
 
 

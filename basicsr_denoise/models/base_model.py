@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from basicsr_denoise.utils.checkpoint import atomic_save, plain_data
+from basicsr_denoise.checkpoint import load_weights, plain_data
+from basicsr_denoise.utils.atomic import atomic_save
 from basicsr_denoise.utils.dist import bare, get_dist_info, reduce_mean, resolve_device
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.logger import get_root_logger, progress
@@ -88,11 +89,7 @@ class BaseModel:
         """Load ``path`` (a file, or the name of a shipped checkpoint) into ``bare(net)`` safely
         (``weights_only``), with clear mismatch errors; a checkpoint that stores a ``network_g`` other
         than the options' is a one-line error."""
-        from basicsr_denoise.archs.arch_util import load_checkpoint
-        from basicsr_denoise.weights import resolve_weights
-        path = resolve_weights(path)
-        load_checkpoint(bare(net), path, key=param_key, strict=strict, network_g=self.opt.get('network_g'),
-                        source=self.opt.get('opt_path'))
+        path = load_weights(bare(net), path, param_key, strict, self.opt.get('network_g'), self.opt.get('opt_path'))
         self.logger.info(f'Loaded {type(bare(net)).__name__} weights [{param_key}] from {path}')
 
     def load_pretrained(self):

@@ -17,13 +17,8 @@ class IterativeFillModel(BaseModel):
     ``network_g`` is a ``MaskedNet``; ``path.pretrain_network_g`` its pre-trained weights
     (random initialisation when unset). Each image is denoised by
     :class:`~basicsr_denoise.inference.MPIDenoiser` (a fresh copy of the weights and a fresh Adam per
-    image); options in the ``fill`` block (:func:`~basicsr_denoise.mpi.filling.build_filler`):
-    ``iterations``, ``lr``, ``beta``, ``mask_ratio`` ([a, b] hidden %), ``patch_size``,
-    ``shuffle``, ``bn_mode``, ``tile_size``, ``tile_overlap``, ``pad_multiple``, ``seed``,
-    ``autocast``, ``channels_last``, ``progress``, and the schedule options ``lr_schedule``, ``lr_min``,
-    ``lr_warmup``, ``beta_schedule``, ``beta_end``, ``masks_per_step``, ``complementary``, ``final_passes``,
-    ``by_area``, ``large_mode``
-    (:class:`~basicsr_denoise.mpi.filling.IterativeFiller`).
+    image); the ``fill`` block is :class:`~basicsr_denoise.mpi.fill_config.FillConfig`'s (every key, its
+    default and range: ``docs/configuration.md``).
 
     Args:
         opt (dict): Full options.

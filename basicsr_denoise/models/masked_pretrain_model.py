@@ -11,66 +11,10 @@ from basicsr_denoise.models.base_model import BaseModel
 from basicsr_denoise.inference import MPIDenoiser
 from basicsr_denoise.mpi.filling import FILL_SCHEMA, image_seed
 from basicsr_denoise.mpi.masking import MaskSampler
-from basicsr_denoise.noise import build_noise
 from basicsr_denoise.utils.dist import bare
-from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.registry import MODEL_REGISTRY
 
 PRETRAIN_SCHEMA = {'mask_ratio': list, 'patch_size': int}
-INPUT_NOISE_SCHEMA = {'clean_prob': float, 'noises': list}
-
-
-class InputNoise:
-    """Noise on the network's input during masked pre-training (not in the paper).
-
-    Per image: with probability ``clean_prob`` the input stays clean (the authors' recipe);
-    otherwise one family of ``noises`` is drawn uniformly and its level uniformly from its
-    ``[low, high]`` range. The loss target stays the clean image at the hidden pixels. Since the
-    noise is zero-mean and independent of the kept pixels, this is the zero-shot filling objective
-    (predict the *noisy* hidden pixels from the noisy kept ones) with a lower-variance target:
-    both have the same minimiser, the mean of the clean pixel given its noisy surroundings.
-    Every random number comes from torch's global generator (saved in training states).
-
-    Args:
-        opt (dict): ``{clean_prob: float, noises: [{type: Gaussian, sigma: [5, 55]}, ...]}``.
-        key (str): Where the block sits, for error messages. Default: ``'train.input_noise'``.
-        source (str | None): The option file, for error messages. Default: None.
-    """
-
-    def __init__(self, opt, key='train.input_noise', source=None):
-        self.clean_prob = float(opt.get('clean_prob', 0.0))
-        if not 0.0 <= self.clean_prob <= 1.0:
-            raise OptionError(f'{key}.clean_prob: must be in [0, 1], got {self.clean_prob:g}')
-        self.families = []
-        for i, block in enumerate(opt.get('noises') or []):
-            where = f'{key}.noises[{i}]'
-            if not isinstance(block, dict) or 'type' not in block:
-                raise OptionError(f'{where}: expected a block such as {{type: Gaussian, sigma: [5, 55]}}, '
-                                  f'got {block!r}')
-            noise = build_noise({k: (v[0] if isinstance(v, list) else v) for k, v in block.items()}, key=where,
-                                source=source)
-            level = block.get(noise.param_name)
-            low, high = level if isinstance(level, list) and len(level) == 2 else (level, level)
-            if isinstance(low, list) or isinstance(high, list) or not low <= high:
-                raise OptionError(f'{where}.{noise.param_name}: expected a number or [low, high], got {level!r}')
-            try:
-                noise.with_param(high)  # the upper end is valid too
-            except OptionError as err:
-                raise OptionError(f'{where}: {err}') from None
-            self.families.append((noise, float(low), float(high)))
-        if not self.families and self.clean_prob < 1.0:
-            raise OptionError(f'{key}.noises: needs at least one noise block (or clean_prob: 1)')
-
-    def __call__(self, gt):
-        """A noisy copy of the clean batch ``gt`` (B, C, H, W), drawn image by image."""
-        out = gt.clone()
-        for b in range(gt.shape[0]):
-            if float(torch.rand(())) < self.clean_prob:
-                continue
-            noise, low, high = self.families[int(torch.randint(len(self.families), ()))]
-            level = low + (high - low) * float(torch.rand(()))
-            out[b] = noise.with_param(level).sample(gt[b])
-        return out
 
 
 @MODEL_REGISTRY.register()
@@ -84,8 +28,6 @@ class MaskedPretrainModel(BaseModel):
     (default: the authors' per-image PSNR loss, ``MaskedPSNRLoss``).
     Authors' recipe (the defaults of ``options/train/MPI/pretrain_MPI_syn_imagenet.yml``):
     AdamW 2e-3, betas (0.9, 0.9), cosine to 1e-5, gradient-norm clipping 0.01.
-    Not in the paper: ``train.input_noise`` (:class:`InputNoise`) feeds the network a noisy copy
-    of some crops while the loss still scores the clean image's hidden pixels.
 
     Validation reports the masked-reconstruction PSNR of held-out clean images
     (``datasets.val*`` with ``gt`` only) and, when a dataset yields ``lq`` too, a short
@@ -95,8 +37,7 @@ class MaskedPretrainModel(BaseModel):
         opt (dict): Full options.
     """
 
-    option_schema = {'train': {'mask': PRETRAIN_SCHEMA, 'input_noise': INPUT_NOISE_SCHEMA},
-                     'val': {'fill': FILL_SCHEMA}}
+    option_schema = {'train': {'mask': PRETRAIN_SCHEMA}, 'val': {'fill': FILL_SCHEMA}}
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -111,8 +52,6 @@ class MaskedPretrainModel(BaseModel):
             self.setup_ema()
             pix = opt['train'].get('pixel_opt') or {'type': 'MaskedPSNRLoss'}
             self.cri_pix = build_loss(pix, key='train.pixel_opt', source=opt.get('opt_path')).to(self.device)
-            noise_opt = opt['train'].get('input_noise')
-            self.input_noise = InputNoise(noise_opt, source=opt.get('opt_path')) if noise_opt else None
             self.setup_precision()
             self.setup_optimizers()
             self.setup_schedulers()
@@ -133,10 +72,9 @@ class MaskedPretrainModel(BaseModel):
     def optimize_parameters(self, current_iter):
         # masks are drawn per image from the global torch RNG (its state is saved in training states)
         keep, _ = self.sampler.sample(self.gt.shape, None, device=self.device)
-        inp = self.input_noise(self.gt) if self.input_noise is not None else self.gt
         self.optimizer_g.zero_grad(set_to_none=True)
         with self.train_autocast():
-            pred = self.net_g(self.to_train_format(inp), self.to_train_format(keep))
+            pred = self.net_g(self.to_train_format(self.gt), self.to_train_format(keep))
         pred = pred.float()
         l_pix = self._masked_loss(pred, keep)
         l_pix.backward()

@@ -21,7 +21,9 @@ settings, so parity with the paper stays measurable.
 
 import os.path as osp
 
-PRESET_DIR = osp.dirname(osp.abspath(__file__))
+from basicsr_denoise.utils.errors import OptionError
+from basicsr_denoise.utils.options import PRESET_DIR, load_yaml, preset_file
+
 #: The MPI presets of ``--preset`` / ``preset=``.
 MPI_PRESETS = ('quick', 'gauss', 'fast', 'real', 'real-fast', 'sidd', 'sidd-fast')
 #: The authors' presets (float32, their schedules): the parity references.
@@ -30,24 +32,16 @@ AUTHORS_PRESETS = MPI_PRESETS[1:]
 DEFAULT_PRESET = 'quick'
 
 
-def preset_file(name):
-    """The YAML file of preset ``name`` (``'fast'`` -> ``mpi_fast.yml``; ``'n2s'``; or a file's own name)."""
-    stem = name if name.startswith(('mpi_', 'n2s', '_')) else 'mpi_' + name.replace('-', '_')
-    return osp.join(PRESET_DIR, stem + '.yml')
-
-
 def load_preset(name):
     """The option dict of preset ``name`` (``_base_`` resolved).
 
     Raises:
         OptionError: an unknown preset, naming the known ones.
     """
-    from basicsr_denoise.utils.errors import OptionError
-    from basicsr_denoise.utils.options import load_yaml
     path = preset_file(name)
     if name.startswith('_') or not osp.isfile(path):
         raise OptionError(f"unknown preset '{name}' (known: {', '.join(MPI_PRESETS)}, n2s)")
     return load_yaml(path)
 
 
-__all__ = ['AUTHORS_PRESETS', 'DEFAULT_PRESET', 'MPI_PRESETS', 'load_preset', 'preset_file']
+__all__ = ['AUTHORS_PRESETS', 'DEFAULT_PRESET', 'MPI_PRESETS', 'PRESET_DIR', 'load_preset', 'preset_file']

@@ -18,13 +18,14 @@ import os
 import os.path as osp
 import shutil
 
+from basicsr_denoise.utils.atomic import atomic_copy, atomic_write_json
 from basicsr_denoise.utils.dist import barrier, get_dist_info
 from basicsr_denoise.utils.errors import OptionError
 from basicsr_denoise.utils.misc import state_iter
 
 #: Option keys that must match between a carried state and the options resuming it.
 FINGERPRINT_KEYS = ('model_type', 'network_g', 'train.score_opt', 'train.pixel_opt', 'train.mask',
-                    'train.input_noise', 'train.meta', 'datasets.train.noise', 'datasets.train.gt_size')
+                    'datasets.train.noise', 'datasets.train.gt_size')
 
 #: A warning is logged when the carried pair grows beyond this (the repository's limit per run).
 MAX_BYTES = 15 * 1024 * 1024
@@ -99,19 +100,14 @@ def export_state(opt, current_iter, logger=None):
     pairs = [(osp.join(opt['path']['models'], f'net_g_{current_iter}.pth'), f'net_g_{current_iter}.pth'),
              (osp.join(opt['path']['training_states'], f'{current_iter}.state'), f'{current_iter}.state')]
     for src, name in pairs:  # byte copies, each renamed into place
-        tmp = osp.join(folder, f'.{name}.tmp')
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, osp.join(folder, name))
+        atomic_copy(src, osp.join(folder, name))
     keep = {name for _, name in pairs} | {'run.json'}
     for old in os.listdir(folder):
         if old not in keep and (old.endswith('.pth') or old.endswith('.state')):
             os.remove(osp.join(folder, old))
     meta = {'name': opt['name'], 'iter': current_iter, 'options': osp.basename(opt.get('opt_path') or ''),
             'fingerprint': fingerprint(opt)}
-    tmp = osp.join(folder, '.run.json.tmp')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(meta, f, indent=2, default=str)
-    os.replace(tmp, osp.join(folder, 'run.json'))
+    atomic_write_json(meta, osp.join(folder, 'run.json'), default=str)
     size = sum(osp.getsize(osp.join(folder, n)) for _, n in pairs)
     if logger is not None:
         logger.info(f'Carried training state of iteration {current_iter} to {folder} ({size / 2**20:.1f} MB)')

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from basicsr_denoise.utils.atomic import atomic_write
 from basicsr_denoise.utils.errors import DataError
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.npy')
@@ -205,7 +206,7 @@ def imread(path, float32=True):
 
 
 def imwrite(img, path, bit_depth=8):
-    """Write an RGB (or gray) float image to a file, creating parent folders.
+    """Write an RGB (or gray) float image to a file atomically (never seen half-written), creating parent folders.
 
     Values are clipped to [0, 1], scaled to the bit depth and rounded. ``.npy``
     files store the float32 array as given (no clipping, no scaling).
@@ -232,7 +233,7 @@ def imwrite(img, path, bit_depth=8):
         os.makedirs(parent, exist_ok=True)
     if ext == '.npy':
         try:
-            np.save(path, img.astype(np.float32), allow_pickle=False)
+            atomic_write(path, lambda f: np.save(f, img.astype(np.float32), allow_pickle=False))
         except OSError as exc:
             raise DataError(f'cannot write image {path}: {exc.strerror or exc}') from exc
         return
@@ -257,7 +258,7 @@ def imwrite(img, path, bit_depth=8):
     if not ok:
         raise DataError(f'cannot write image {path}: encoding failed')
     try:
-        buf.tofile(path)
+        atomic_write(path, lambda f: f.write(buf.tobytes()))
     except OSError as exc:
         raise DataError(f'cannot write image {path}: {exc.strerror or exc}') from exc
 

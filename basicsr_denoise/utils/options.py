@@ -52,6 +52,10 @@ class AnyValue:
 OPTIM_TYPES = {'Adam', 'AdamW', 'SGD'}
 SCHEDULER_TYPES = {'CosineAnnealingLR', 'MultiStepLR', 'StepLR', 'LinearLR', 'ConstantLR'}
 
+LOADER_KEYS = ('name', 'phase', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
+               'prefetch_mode', 'prefetch_factor', 'pin_memory', 'persistent_workers')
+"""Keys of a ``datasets.<phase>`` block that configure the loader, not the dataset."""
+
 LOADER_SCHEMA = {
     'name': str, 'type': str, 'phase': str, 'use_shuffle': bool, 'num_worker_per_gpu': int,
     'batch_size_per_gpu': int, 'dataset_enlarge_ratio': int, 'prefetch_mode': str, 'pin_memory': bool,
@@ -169,7 +173,6 @@ def _check_torch_block(block, allowed, source, key):
 
 
 def _check_datasets(datasets, source):
-    from basicsr_denoise.data import LOADER_KEYS
     if not isinstance(datasets, dict):
         raise OptionError(f'{_where(source, "datasets")}: expected a mapping of train/val*/test* blocks')
     for phase, block in datasets.items():
@@ -181,6 +184,9 @@ def _check_datasets(datasets, source):
         for k in LOADER_KEYS:
             if k in block and k in LOADER_SCHEMA and k != 'type':
                 block[k] = _coerce(block[k], LOADER_SCHEMA[k], source, f'{key}.{k}')
+        if block.get('prefetch_mode') is not None:  # BasicSR's cpu/cuda prefetchers: not implemented here
+            raise OptionError(f"{_where(source, key + '.prefetch_mode')}: not supported (the loader's workers "
+                              'prefetch: set num_worker_per_gpu, prefetch_factor and pin_memory); remove the key or set ~')
         _check_block({k: v for k, v in block.items() if k not in LOADER_KEYS or k == 'type'}, DATASET_REGISTRY,
                      source, key)
 
@@ -268,13 +274,22 @@ def merge_options(base, override):
     return out
 
 
+#: The package's presets folder (package data: ``basicsr_denoise/presets/*.yml``).
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'presets')
+
+
+def preset_file(name):
+    """The YAML file of preset ``name`` (``'fast'`` -> ``mpi_fast.yml``; ``'n2s'``; or a file's own name)."""
+    stem = name if name.startswith(('mpi_', 'n2s', '_')) else 'mpi_' + name.replace('-', '_')
+    return os.path.join(PRESET_DIR, stem + '.yml')
+
+
 def _base_file(ref, path):
     """The file a ``_base_`` entry names: a preset name (``mpi_fast``) or a path relative to ``path``'s folder."""
     if not isinstance(ref, str) or not ref:
         raise OptionError(f'{path}: _base_: expected a preset name or a file, got {ref!r}')
     if ref.endswith(('.yml', '.yaml')) or '/' in ref or os.sep in ref:
         return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), ref))
-    from basicsr_denoise.presets import preset_file
     return preset_file(ref)
 
 
@@ -341,6 +356,8 @@ def check_options(opt, is_train, source=None):
     schema = model_schema(opt, source)
     validate(opt, schema, source)
     check_unsupported(opt, source)
+    if opt.get('scale') not in (None, 1):  # BasicSR's super-resolution factor: denoising keeps the size
+        raise OptionError(f"{_where(source, 'scale')}: must be 1 (denoising keeps the image size), got {opt['scale']!r}")
     if not opt.get('name'):
         raise OptionError(f'{_where(source, "name")}: required option key is missing')
     if is_train:
