@@ -80,6 +80,7 @@ def test_every_arch_forward_backward(name):
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_archs_is_lazy():
     code = ('import sys, basicsr_denoise.archs; '
             'print(sorted(m for m in sys.modules if m.startswith("basicsr_denoise.archs.")))')

@@ -91,6 +91,7 @@ def test_image_folder_dataset_reads_lmdb(tmp_path, image_tree):
     assert (ds[(0, 7)]['gt'] == disk[(disk_idx, 7)]['gt']).all()
 
 
+@pytest.mark.slow  # a subprocess
 def test_cli_runs_as_script(tmp_path, image_tree):
     out = tmp_path / 'cli.lmdb'
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'create_lmdb.py'), '--input',

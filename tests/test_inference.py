@@ -82,6 +82,7 @@ def test_old_format_checkpoint_without_an_architecture_is_a_one_line_error(tiny_
         N2SDenoiser.from_pretrained(old, device='cpu')  # Noise2Score never guesses from key names
 
 
+@pytest.mark.slow  # a subprocess
 def test_mismatched_network_g_is_a_one_line_error(tiny_weights, tmp_path):
     _, new = tiny_weights
     other = {**TINY, 'backbone': {'type': 'DnCNN', 'num_feat': 8, 'num_layers': 4}}
@@ -195,6 +196,7 @@ def test_bad_fill_option_is_a_one_line_error(tmp_path, tiny_weights, key, value)
     assert f'fill.{key}' in str(exc.value) and new in str(exc.value) and '\n' not in str(exc.value)
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_broken_noise_or_loss_module_breaks_only_itself():
     code = ('import sys; sys.modules["basicsr_denoise.noise.speckle"] = None; '
             'sys.modules["basicsr_denoise.losses.masked_loss"] = None\n'
@@ -240,6 +242,7 @@ def test_image_api_refuses_bad_arrays_in_one_line():
         assert '\n' not in str(exc.value)
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_adds_no_logging_handler_and_the_api_logs_nothing():
     code = ('import logging, numpy as np, basicsr_denoise as bd\n'
             'out = bd.denoise(np.full((40, 40, 3), 128, np.uint8), iterations=1, device="cpu")\n'
@@ -299,6 +302,7 @@ def _readme_python_blocks():
     return [b.split('```', 1)[0] for b in section.split('```python\n')[1:]]
 
 
+@pytest.mark.slow  # a subprocess
 def test_readme_from_python_examples_run(tmp_path):
     blocks = _readme_python_blocks()
     assert len(blocks) >= 2
@@ -311,6 +315,7 @@ def test_readme_from_python_examples_run(tmp_path):
         assert proc.returncode == 0, f'{block}\n{proc.stderr[-2000:]}'
 
 
+@pytest.mark.slow  # a subprocess
 def test_package_exports_the_api_lazily():
     code = 'import sys, basicsr_denoise as bd; print("torch" in sys.modules, callable(bd.denoise), bd.MPIDenoiser)'
     proc = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=120)
@@ -368,6 +373,7 @@ def test_ship_checkpoint_tool_writes_file_registry_and_readme_row(tmp_path):
     assert den.channels == 1 and den.noise.sigma == 15
 
 
+@pytest.mark.slow  # a subprocess
 def test_readme_command_examples_run(tmp_path):
     """Every command of "Denoise your own photos", on two small photos; MPI with 2 steps instead of its preset's."""
     import shlex

@@ -157,6 +157,7 @@ def test_test_py_end_to_end_32x32(tmp_path):
     assert compare.shape[1] >= 3 * 32  # noisy | denoised | clean
 
 
+@pytest.mark.slow  # a subprocess
 def test_test_py_without_ground_truth_still_saves(tmp_path):
     _, lq_dir = _write_pair_folder(tmp_path)
     opt = yaml.safe_load(open(_fill_options(tmp_path, tmp_path, lq_dir)))

@@ -49,6 +49,7 @@ def _torchrun(tmp_path, *args):
     return subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=400)
 
 
+@pytest.mark.slow  # a subprocess
 def test_torchrun_pretraining_resumes_and_counts_corrupt_files(tmp_path):
     data = _images(str(tmp_path / 'data'))
     first = _torchrun(tmp_path, '--force_yml', *_overrides(data, 2))
@@ -67,6 +68,7 @@ def test_torchrun_pretraining_resumes_and_counts_corrupt_files(tmp_path):
     assert not torch.equal(before, ckpt['params']['net.1.0.1.1.weight'])
 
 
+@pytest.mark.slow  # a subprocess
 def test_validation_reports_masked_psnr_and_zero_shot_check(tmp_path):
     data = _images(str(tmp_path / 'data'), corrupt=False)
     env = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1'}

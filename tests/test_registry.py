@@ -77,6 +77,7 @@ def test_build_checks_keyword_arguments():
     assert reg.build({'type': 'Needs', 'level': 2}, data=3).data == 3  # given by the code: not missing
 
 
+@pytest.mark.slow  # a subprocess
 def test_real_registries_discover_lazily():
     # a fresh interpreter: importing the package imports no arch module
     code = ('import sys, basicsr_denoise; '

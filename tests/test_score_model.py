@@ -424,6 +424,7 @@ def test_denoise_n2s_matches_the_score_model(tmp_path, ch, tied):
     assert torch.allclose(out, model.output, atol=1e-6)
 
 
+@pytest.mark.slow  # a subprocess
 def test_denoise_command_n2s_blind_records_sigma_hat_and_refuses_channel_mismatch(tmp_path):
     from basicsr_denoise.utils.img_util import imwrite
     weights = _n2s_weights(tmp_path)
