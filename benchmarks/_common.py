@@ -37,6 +37,13 @@ def psnr_ssim(out, gt):
     return psnr(out, gt), float(calculate_ssim(out, gt, float_mode=True))
 
 
+def blocks_note(n, total):
+    """``limited`` and ``note`` of a SIDD/DND run that denoised the first ``n`` of ``total`` blocks."""
+    return {'limited': n < total,
+            'note': (f'only the first {n} blocks (image-major) were denoised; the others are the noisy input'
+                     if n < total else 'all blocks denoised')}
+
+
 def write_doc_block(name, body, doc=None):
     """Replace the block ``name`` of ``doc`` (default :data:`BENCHMARKS_DOC`, between ``<!-- BEGIN benchmark:
     name -->`` and ``<!-- END benchmark: name -->``) with ``body``, or append it when the file has none; atomic."""

@@ -27,7 +27,6 @@ Bad files and options print one line ``error: ...`` and exit with status 2.
 """
 
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -40,7 +39,9 @@ if __package__ in (None, ''):
 from basicsr_denoise.data.sidd_dnd import (bundle_dnd_submission, dnd_block_name, dnd_blocks,  # noqa: E402
                                           read_dnd_image, read_dnd_info, write_dnd_block)
 from basicsr_denoise.inference import MPIDenoiser  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write_json  # noqa: E402
 from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
+from benchmarks._common import blocks_note  # noqa: E402
 from basicsr_denoise.utils.logger import progress  # noqa: E402
 
 
@@ -108,14 +109,11 @@ def run(args):
     bundled = bundle_dnd_submission(args.out, n_images=len(boxes), n_blocks=max(len(b) for b in boxes))
     metrics = {
         'data': args.data, 'bundled': osp.join(args.out, 'bundled'), 'num_images': len(boxes), 'num_blocks': total,
-        'num_processed': n, 'num_denoised_now': done, 'num_kept_from_resume': kept, 'limited': n < total,
-        'note': (f'only the first {n} blocks (image-major) were denoised; the others are the noisy input'
-                 if n < total else 'all blocks denoised'),
+        'num_processed': n, 'num_denoised_now': done, 'num_kept_from_resume': kept, **blocks_note(n, total),
         'seconds': seconds, 'seconds_per_block': seconds / done if done else 0.0,
         'seconds_per_megapixel': seconds / megapixels if megapixels else 0.0, **info,
     }
-    with open(osp.join(args.out, 'metrics.json'), 'w') as f:
-        json.dump(metrics, f, indent=2)
+    atomic_write_json(metrics, osp.join(args.out, 'metrics.json'))
     print(f'wrote {total} block files and {len(bundled)} bundled files in {args.out}', flush=True)
     return metrics
 

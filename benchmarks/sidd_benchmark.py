@@ -28,7 +28,6 @@ Bad files and options print one line ``error: ...`` and exit with status 2.
 """
 
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -39,11 +38,12 @@ import numpy as np
 if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from benchmarks._common import psnr  # noqa: E402
 from basicsr_denoise.data.sidd_dnd import (denoise_blocks, read_sidd_blocks, to_uint8,  # noqa: E402
                                           write_sidd_submission)
 from basicsr_denoise.inference import MPIDenoiser  # noqa: E402
+from basicsr_denoise.utils.atomic import atomic_write_json  # noqa: E402
 from basicsr_denoise.utils.errors import DataError, exit_on_user_error  # noqa: E402
+from benchmarks._common import blocks_note, psnr  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -93,9 +93,7 @@ def run(args):
     submission = write_sidd_submission(out, osp.join(args.out, 'SubmitSrgb.mat'), time_mp=time_mp)
     metrics = {
         'blocks': args.blocks, 'submission': submission, 'num_blocks': total, 'num_processed': n,
-        'limited': n < total,
-        'note': (f'only the first {n} blocks (image-major) were denoised; the others are the noisy input'
-                 if n < total else 'all blocks denoised'),
+        **blocks_note(n, total),
         'seconds': seconds, 'seconds_per_block': seconds / n if n else 0.0, 'TimeMPSrgb': time_mp, **info,
     }
     if gt is not None and n:
@@ -104,8 +102,7 @@ def run(args):
                        psnr_noisy=mean_psnr(noisy, gt, n))
         print(f'PSNR over {n} blocks: {metrics["psnr"]:.3f} dB (uint8 {metrics["psnr_uint8"]:.3f} dB, '
               f'noisy {metrics["psnr_noisy"]:.3f} dB)', flush=True)
-    with open(osp.join(args.out, 'metrics.json'), 'w') as f:
-        json.dump(metrics, f, indent=2)
+    atomic_write_json(metrics, osp.join(args.out, 'metrics.json'))
     print(f'wrote {submission} and {osp.join(args.out, "metrics.json")}', flush=True)
     return metrics
 
