@@ -11,7 +11,7 @@ export BASICSR_DENOISE_SHARED ?= $(abspath ../shared)
 
 .installed: setup.py
 	$(PIP) install -q $(TORCH_PIN)
-	$(PIP) install -q -e '.[test,bench]'
+	$(PIP) install -q -e '.[test,bench,heif]'
 	@touch .installed
 
 install: .installed

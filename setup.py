@@ -56,7 +56,8 @@ setup(
         'torch>=2.1',
         'numpy',
         # headless build: the same cv2 module without GUI/libGL, so servers and CI need no X libraries
-        'opencv-python-headless',
+        'opencv-python-headless>=4.12',  # imencodeWithMetadata: EXIF and ICC in JPEG/PNG outputs
+        'pillow',  # EXIF orientation, EXIF and ICC profile of photos (utils/photo_io.py)
         'pyyaml',
         'lmdb',
         'tensorboard',
@@ -65,6 +66,7 @@ setup(
     extras_require={
         'test': ['pytest', 'scikit-image'],
         'bench': ['scipy', 'h5py', 'bm3d'],  # bm3d: CBM3D in benchmarks/universality.py only
+        'heif': ['pillow-heif'],  # HEIC/HEIF inputs (phone photos)
     },
     entry_points={
         'console_scripts': [

@@ -4,6 +4,7 @@ Usage::
 
     basicsr-denoise INPUT... -o OUTDIR [--preset quick|gauss|fast|real|real-fast|sidd|sidd-fast]
                     [--weights PATH] [--network YAML] [--device auto|cpu|cuda|mps] [--gt DIR] [--skip-existing]
+                    [--format png|jpg|tif] [--quality N]
     basicsr-denoise INPUT... -o OUTDIR --method n2s [--sigma S] [--weights PATH] [--tile N]
     python -m basicsr_denoise ...                      # the same command
     torchrun --nproc_per_node=N -m basicsr_denoise ... # the images split across N processes
@@ -14,10 +15,14 @@ Usage::
 estimates the level of every image (the authors' TV criterion, refined by golden-section search) and
 reports it as ``sigma_hat``. Both run through :mod:`basicsr_denoise.inference`.
 
-INPUT is one or more image files or folders (PNG, JPEG, TIFF, BMP, 8/16-bit, gray/RGB/RGBA, or float
-``.npy``). For each image it writes ``OUTDIR/<name>_denoised.png`` (16-bit PNG for 16-bit inputs, gray
-for gray inputs), ``OUTDIR/<name>_compare.png`` (noisy | denoised, plus clean with ``--gt``) and one line
-to the console. ``<name>`` is the file stem; inputs that share a stem get their folder (then their
+INPUT is one or more image files or folders (PNG, JPEG, TIFF, BMP, 8/16-bit, gray/RGB/RGBA, HEIC/HEIF
+with the ``heif`` extra, or float ``.npy``), read upright (the EXIF orientation applied). For each image it
+writes ``OUTDIR/<name>_denoised.<ext>``, ``OUTDIR/<name>_compare.png`` (noisy | denoised, plus clean with
+``--gt``) and one line to the console. ``<ext>`` is ``--format``'s (png, jpg, tif), by default the input's
+(``.png`` for BMP, HEIC and ``.npy``); JPEGs are written at ``--quality`` (default 95). 16-bit inputs give
+16-bit PNG/TIFF (a JPEG is 8-bit, and the command says so once), gray inputs gray outputs; the input's EXIF
+(orientation reset to 1) and ICC profile are kept where the format holds them
+(:mod:`basicsr_denoise.utils.photo_io`). ``<name>`` is the file stem; inputs that share a stem get their folder (then their
 extension) prepended, so no output overwrites another. ``OUTDIR/metrics.json`` (per-image seconds, and
 PSNR/SSIM against ``--gt``) is rewritten after every image, so a killed run loses nothing:
 ``--skip-existing`` then denoises only the images without an output and keeps the others' records.
@@ -91,15 +96,27 @@ def prepare_outdir(outdir):
         raise DataError(f'cannot write to output folder {outdir}: {exc.strerror or exc}') from None
 
 
+def read_photo_input(path):
+    """Read ``path`` upright as float32 ``(H, W, C)`` in [0, 1] (unclipped for float .npy), its bit depth and its
+    :class:`~basicsr_denoise.utils.photo_io.PhotoInfo` (EXIF, ICC profile, warnings)."""
+    from basicsr_denoise.utils.photo_io import read_photo
+    raw, info = read_photo(path)
+    if raw.dtype == np.uint16:
+        return raw.astype(np.float32) / 65535.0, 16, info
+    if raw.dtype == np.uint8:
+        return raw.astype(np.float32) / 255.0, 8, info
+    return raw.astype(np.float32), 8, info  # float .npy: read_photo already refused NaN/Inf
+
+
 def read_input(path):
     """Read ``path`` as float32 ``(H, W, C)`` in [0, 1] (unclipped for float .npy) and its bit depth."""
-    from basicsr_denoise.utils.img_util import imread
-    raw = imread(path, float32=False)
-    if raw.dtype == np.uint16:
-        return raw.astype(np.float32) / 65535.0, 16
-    if raw.dtype == np.uint8:
-        return raw.astype(np.float32) / 255.0, 8
-    return raw.astype(np.float32), 8  # float .npy: imread already refused NaN/Inf
+    return read_photo_input(path)[:2]
+
+
+def output_path(outdir, name, path, fmt=None):
+    """The denoised file of input ``path``: ``OUTDIR/<name>_denoised<ext>`` (see ``--format``)."""
+    from basicsr_denoise.utils.photo_io import output_extension
+    return osp.join(outdir, f'{name}_denoised{output_extension(path, fmt)}')
 
 
 def _find_gt(gt_dir, stem):
@@ -109,12 +126,25 @@ def _find_gt(gt_dir, stem):
     return imread(path) if path else None
 
 
-def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None):
-    """Denoise one file into ``outdir``; returns its metrics record and its console line."""
+def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None, fmt=None, quality=None, notes=None):
+    """Denoise one file into ``outdir``; returns its metrics record and its console line.
+
+    ``fmt`` and ``quality`` are ``--format`` and ``--quality``. Warnings (corrupt EXIF, metadata not kept) are
+    printed as ``warning: ...`` lines; the bit-depth note once per ``notes`` set.
+    """
     from basicsr_denoise.metrics.psnr_ssim import calculate_psnr, calculate_ssim
-    from basicsr_denoise.utils.img_util import imwrite, make_comparison
+    from basicsr_denoise.utils.img_util import make_comparison
+    from basicsr_denoise.utils.photo_io import PhotoInfo, output_bit_depth, write_photo
+    notes = set() if notes is None else notes
     stem = osp.splitext(osp.basename(path))[0]  # the mask seed's name, as in test.py
-    img, depth = read_input(path)
+    img, depth, info = read_photo_input(path)
+    for message in info.warnings:
+        print(f'warning: {message}', file=sys.stderr, flush=True)
+    out_path = output_path(outdir, name, path, fmt)
+    out_depth, note = output_bit_depth(depth, osp.splitext(out_path)[1])
+    if note and note not in notes:
+        notes.add(note)
+        print(f'note: {note}', file=sys.stderr, flush=True)
     gt = _find_gt(gt_dir, stem) if gt_dir else None
     t0 = time.perf_counter()
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(denoiser.device)
@@ -123,7 +153,7 @@ def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     out = out[0].detach().cpu().numpy().transpose(1, 2, 0)
-    rec = {'name': name, 'input': path, 'output': osp.join(outdir, f'{name}_denoised.png'), 'height': img.shape[0],
+    rec = {'name': name, 'input': path, 'output': out_path, 'height': img.shape[0],
            'width': img.shape[1], 'channels': img.shape[2], 'bit_depth': depth, 'seconds': seconds, **extra}
     panels, labels = [img, out], ['noisy', 'denoised']
     line = f'{name}: {img.shape[1]}x{img.shape[0]}x{img.shape[2]} {depth}-bit, {seconds:.1f} s'
@@ -136,8 +166,11 @@ def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None):
         labels = [f"noisy {rec['psnr_noisy']:.2f} dB", f"denoised {rec['psnr']:.2f} dB", 'clean']
         panels.append(gt)
         line += f", PSNR {rec['psnr_noisy']:.2f} -> {rec['psnr']:.2f} dB, SSIM {rec['ssim']:.4f}"
-    imwrite(make_comparison(panels, labels), osp.join(outdir, f'{name}_compare.png'))
-    imwrite(out, rec['output'], bit_depth=depth)  # last: its presence marks the image as done
+    write_photo(make_comparison(panels, labels), osp.join(outdir, f'{name}_compare.png'),
+                PhotoInfo(icc_profile=info.icc_profile))
+    # last: its presence marks the image as done
+    for message in write_photo(out, out_path, info, quality=quality, bit_depth=out_depth):
+        print(f'warning: {message}', file=sys.stderr, flush=True)
     return rec, line
 
 
@@ -202,8 +235,12 @@ class MetricsWriter:
 
 
 def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights=None, network_g=None, device='auto',
-                  gt_dir=None, seed=0, iterations=None, beta=None, sigma=None, tile=None, skip_existing=False):
+                  gt_dir=None, seed=0, iterations=None, beta=None, sigma=None, tile=None, skip_existing=False,
+                  format=None, quality=None):
     """Denoise ``files`` into ``outdir`` (every keyword as the command-line flag of the same name).
+
+    ``format`` (png, jpg, tif; default: the input's) and ``quality`` (JPEG, 1-100, default 95) are
+    ``--format`` and ``--quality``.
 
     Under torchrun (``WORLD_SIZE`` > 1) each rank denoises ``files[rank::world]``; rank 0 writes
     ``metrics.json`` with every image, each record naming the ``rank`` that filled it.
@@ -214,6 +251,9 @@ def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights
     """
     from basicsr_denoise.inference import load_denoiser
     from basicsr_denoise.utils.dist import get_dist_info, shard
+    from basicsr_denoise.utils.photo_io import check_quality, output_extension
+    output_extension('', format)  # a bad --format or --quality is an error before anything runs
+    check_quality(quality)
     rank, world = get_dist_info()
     prepare_outdir(outdir)
     names = dict(zip(files, output_names(files)))
@@ -231,15 +271,16 @@ def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights
     if rank == 0:
         print(f'denoise: {len(files)} image(s), {denoiser.summary}' + (f', {world} processes' if world > 1 else ''),
               flush=True)
+    notes = set()
     for i, path in enumerate(mine):
         name = names[path]
         label = f'[{i + 1}/{len(mine)}' + (f' rank {rank}' if world > 1 else '') + f'] {name}'
-        if skip_existing and osp.isfile(osp.join(outdir, f'{name}_denoised.png')):
+        if skip_existing and osp.isfile(output_path(outdir, name, path, format)):
             writer.update(path, previous.get(path) or {'name': name, 'input': path, 'rank': rank, 'skipped': True})
             print(f'{name}: skipped (output exists)', flush=True)
             continue
         try:
-            rec, line = denoise_one(denoiser, path, name, outdir, gt_dir, label)
+            rec, line = denoise_one(denoiser, path, name, outdir, gt_dir, label, format, quality, notes)
         except BasicSRDenoiseError as exc:
             msg = str(exc)
             if path not in msg:  # name the file
@@ -299,7 +340,12 @@ def build_parser():
     parser.add_argument('--tile', type=int, default=None,
                         help='n2s: score in tiles of this side (0: never; default: 512-px tiles above 2 MP).')
     parser.add_argument('--skip-existing', action='store_true',
-                        help='Keep the images whose <name>_denoised.png exists (and their metrics.json records).')
+                        help='Keep the images whose <name>_denoised.<ext> exists (and their metrics.json records).')
+    parser.add_argument('--format', default=None, choices=['png', 'jpg', 'tif'],
+                        help="Output format. Default: the input's (PNG for BMP, HEIC and .npy inputs). 16-bit "
+                             'inputs keep 16 bits in png and tif; EXIF and the ICC profile are kept.')
+    parser.add_argument('--quality', type=int, default=None,
+                        help='JPEG quality 1-100. Default: 95.')
     return parser
 
 
@@ -310,9 +356,13 @@ def run(args):
         tuple: ``(metrics, rank)``.
     """
     from basicsr_denoise.utils.dist import destroy_on_exit, get_dist_info, init_dist
+    from basicsr_denoise.utils.photo_io import check_quality
     for flag, value in (('--sigma', args.sigma), ('--tile', args.tile)):
         if args.method == 'mpi' and value is not None:
             raise OptionError(f'{flag} applies to --method n2s only (MPI needs no noise level and tiles by its preset)')
+    check_quality(args.quality)
+    if args.quality is not None and args.format in ('png', 'tif'):
+        raise OptionError(f'--quality applies to JPEG output only, not --format {args.format}')
     distributed = int(os.environ.get('WORLD_SIZE', 1)) > 1
     files = collect_inputs(args.inputs, args.recursive)
     with destroy_on_exit():
@@ -321,7 +371,8 @@ def run(args):
         metrics = denoise_files(files, args.output, method=args.method, preset=args.preset, weights=args.weights,
                                 network_g=parse_network(args.network), device=args.device, gt_dir=args.gt,
                                 seed=args.seed, iterations=args.iterations, beta=args.beta, sigma=args.sigma,
-                                tile=args.tile, skip_existing=args.skip_existing)
+                                tile=args.tile, skip_existing=args.skip_existing, format=args.format,
+                                quality=args.quality)
         return metrics, get_dist_info()[0]
 
 

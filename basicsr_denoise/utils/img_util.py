@@ -5,13 +5,15 @@ Every image inside the framework is an RGB numpy array in HWC layout,
 ``(C, H, W)`` torch tensor with the same channel order and range. OpenCV's BGR
 order never leaves this module.
 
-Supported files: PNG, JPEG, TIFF and BMP (8-bit and 16-bit, gray, RGB, RGBA) and
-``.npy`` arrays (float, kept unclipped because noisy inputs may leave [0, 1]).
+Supported files: PNG, JPEG, TIFF and BMP (8-bit and 16-bit, gray, RGB, RGBA), HEIC/HEIF
+with the ``heif`` extra, and ``.npy`` arrays (float, kept unclipped because noisy inputs
+may leave [0, 1]). Decoding and encoding are :mod:`basicsr_denoise.utils.photo_io`'s:
+images are read upright (EXIF orientation applied).
 """
 
-import io
 import os
 import os.path as osp
+import warnings
 
 import cv2
 import numpy as np
@@ -19,12 +21,16 @@ import torch
 
 from basicsr_denoise.utils.atomic import atomic_write
 from basicsr_denoise.utils.errors import DataError
+from basicsr_denoise.utils.photo_io import HEIF_EXTENSIONS, decode_photo, read_photo, to_rgb_hwc, write_photo
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.npy')
+IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.npy') + HEIF_EXTENSIONS
 """File extensions treated as images (compared case-insensitively)."""
 
-_NPY_MAGIC = b'\x93NUMPY'
-_SIXTEEN_BIT_EXTS = ('.png', '.tif', '.tiff')
+_to_rgb_hwc = to_rgb_hwc  # the old private name
+
+
+class PhotoWarning(UserWarning):
+    """A file was read, but part of its metadata was not (e.g. a corrupt EXIF block: orientation not applied)."""
 
 
 def is_image_file(path):
@@ -34,7 +40,7 @@ def is_image_file(path):
         path (str | os.PathLike): File name or path.
 
     Returns:
-        bool: True for ``.png .jpg .jpeg .bmp .tif .tiff .npy`` in any letter case.
+        bool: True for ``.png .jpg .jpeg .bmp .tif .tiff .npy .heic .heif`` in any letter case.
     """
     return str(path).lower().endswith(IMG_EXTENSIONS)
 
@@ -82,22 +88,6 @@ def scandir(dir_path, suffix=None, recursive=False, full_path=False):
     return _scan(dir_path, '')
 
 
-def _to_rgb_hwc(img, path):
-    """Normalise a decoded array to RGB HWC with 1 or 3 channels (alpha dropped)."""
-    if img.ndim == 2:
-        return img[..., None]
-    if img.ndim != 3:
-        raise DataError(f'cannot read image {path}: unsupported array shape {tuple(img.shape)}')
-    c = img.shape[2]
-    if c == 1:
-        return img
-    if c == 2:  # gray + alpha
-        return img[..., :1]
-    if c in (3, 4):
-        return img[..., 2::-1]  # BGR(A) -> RGB, alpha dropped
-    raise DataError(f'cannot read image {path}: unsupported number of channels {c}')
-
-
 def _scale(img, path, float32):
     """Scale integer images to float32 [0, 1]; keep float images as they are."""
     if not float32:
@@ -117,7 +107,7 @@ def _scale(img, path, float32):
 
 
 def imfrombytes(content, path_for_errors='<bytes>', float32=True):
-    """Decode an encoded image (PNG/JPEG/TIFF/BMP bytes, or ``.npy`` bytes).
+    """Decode an encoded image (PNG/JPEG/TIFF/BMP/HEIC bytes, or ``.npy`` bytes), upright like :func:`imread`.
 
     ``.npy`` content is recognised by its magic number, not by a file name.
 
@@ -137,44 +127,21 @@ def imfrombytes(content, path_for_errors='<bytes>', float32=True):
         DataError: ``cannot read image <path>: <reason>`` when it cannot be decoded,
             has an unsupported layout or holds NaN/Inf values.
     """
-    path = path_for_errors
-    if isinstance(content, np.ndarray):
-        buf = content.reshape(-1).view(np.uint8)
-    else:
-        buf = np.frombuffer(content, dtype=np.uint8)
-    if buf.size == 0:
-        raise DataError(f'cannot read image {path}: empty file')
-    if buf[:6].tobytes() == _NPY_MAGIC:
-        try:
-            img = np.load(io.BytesIO(buf.tobytes()), allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001 - any failure is a bad file
-            raise DataError(f'cannot read image {path}: invalid .npy data ({exc})') from exc
-        if img.ndim == 3 and img.shape[2] not in (1, 3):
-            raise DataError(f'cannot read image {path}: .npy array must be (H, W), (H, W, 1) or (H, W, 3), '
-                            f'got {tuple(img.shape)}')
-        if img.ndim == 2:
-            img = img[..., None]
-        elif img.ndim != 3:
-            raise DataError(f'cannot read image {path}: .npy array must be (H, W) or (H, W, C), '
-                            f'got {tuple(img.shape)}')
-        if np.issubdtype(img.dtype, np.floating) and not np.isfinite(img).all():
-            raise DataError(f'cannot read image {path}: contains NaN or Inf values')
-        return _scale(img, path, float32)  # .npy is stored RGB already
-    try:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise DataError(f'cannot read image {path}: {str(exc).strip().splitlines()[-1]}') from exc
-    if img is None:
-        raise DataError(f'cannot read image {path}: not a decodable image (corrupt, truncated or unsupported format)')
-    return _scale(_to_rgb_hwc(img, path), path, float32)
+    img, info = decode_photo(content, path_for_errors)
+    for message in info.warnings:
+        warnings.warn(message, PhotoWarning, stacklevel=2)
+    return _scale(img, path_for_errors, float32)
 
 
 def imread(path, float32=True):
     """Read an image file as an RGB HWC array.
 
-    Supports PNG, JPEG, TIFF and BMP, 8-bit and 16-bit, gray, RGB and RGBA, and
-    ``.npy`` arrays of shape (H, W) or (H, W, C). The file is read with
-    ``np.fromfile`` and decoded with ``cv2.imdecode``, so non-ASCII paths work.
+    Supports PNG, JPEG, TIFF and BMP, 8-bit and 16-bit, gray, RGB and RGBA, HEIC/HEIF
+    with the ``heif`` extra, and ``.npy`` arrays of shape (H, W) or (H, W, C). The file
+    is read with ``np.fromfile`` and decoded by :func:`~basicsr_denoise.utils.photo_io.decode_photo`
+    (OpenCV's pixels), so non-ASCII paths work. The EXIF orientation is applied: the
+    array is upright, as a viewer shows the photo. A corrupt EXIF block is a
+    :class:`PhotoWarning` (the pixels are still returned, not rotated).
 
     Note:
         The alpha channel of RGBA (and gray+alpha) images is dropped; it is not
@@ -195,14 +162,10 @@ def imread(path, float32=True):
         DataError: ``cannot read image <path>: <reason>`` for a missing, unreadable
             or corrupt file, or NaN/Inf values.
     """
-    path = os.fspath(path)
-    try:
-        content = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError as exc:
-        raise DataError(f'cannot read image {path}: no such file') from exc
-    except OSError as exc:
-        raise DataError(f'cannot read image {path}: {exc.strerror or exc}') from exc
-    return imfrombytes(content, path, float32=float32)
+    img, info = read_photo(path)
+    for message in info.warnings:
+        warnings.warn(message, PhotoWarning, stacklevel=2)
+    return _scale(img, os.fspath(path), float32)
 
 
 def imwrite(img, path, bit_depth=8):
@@ -237,30 +200,7 @@ def imwrite(img, path, bit_depth=8):
         except OSError as exc:
             raise DataError(f'cannot write image {path}: {exc.strerror or exc}') from exc
         return
-    if bit_depth not in (8, 16):
-        raise ValueError(f'imwrite {path}: bit_depth must be 8 or 16, got {bit_depth}')
-    if bit_depth == 16 and ext not in _SIXTEEN_BIT_EXTS:
-        raise ValueError(f'imwrite {path}: 16-bit output needs .png, .tif or .tiff, got {ext or "no extension"}')
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
-        raise ValueError(f'imwrite {path}: expected (H, W), (H, W, 1) or (H, W, 3), got {tuple(img.shape)}')
-    out_dtype = np.uint8 if bit_depth == 8 else np.uint16
-    if img.dtype != out_dtype:
-        peak = 255. if bit_depth == 8 else 65535.
-        img = np.rint(np.clip(np.nan_to_num(img.astype(np.float64)), 0., 1.) * peak).astype(out_dtype)
-    if img.ndim == 3:
-        img = np.ascontiguousarray(img[..., ::-1])  # RGB -> BGR for OpenCV
-    try:
-        ok, buf = cv2.imencode(ext or '.png', img)
-    except cv2.error as exc:
-        raise DataError(f'cannot write image {path}: {str(exc).strip().splitlines()[-1]}') from exc
-    if not ok:
-        raise DataError(f'cannot write image {path}: encoding failed')
-    try:
-        atomic_write(path, lambda f: f.write(buf.tobytes()))
-    except OSError as exc:
-        raise DataError(f'cannot write image {path}: {exc.strerror or exc}') from exc
+    write_photo(img, path, bit_depth=bit_depth)
 
 
 def img2tensor(img):
