@@ -49,7 +49,7 @@ setup(
     long_description=open('README.md', encoding='utf-8').read() if os.path.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['basicsr_denoise', 'basicsr_denoise.*']),
-    package_data={'basicsr_denoise': ['presets/*.yml', 'weights/registry.json']},
+    package_data={'basicsr_denoise': ['presets/*.yml', 'weights/registry.json', 'weights/zoo.json']},
     cmdclass={'build_py': BuildWithWeights},
     python_requires='>=3.9',
     install_requires=[

@@ -11,7 +11,7 @@ from basicsr_denoise.archs import build_network
 from basicsr_denoise.utils.atomic import atomic_save
 from basicsr_denoise.utils.dist import bare
 from basicsr_denoise.utils.errors import CheckpointError, OptionError
-from basicsr_denoise.weights import resolve_weights, sha256_of
+from basicsr_denoise.weights import resolve_weights, sha256_of, zoo_network_g
 
 
 def safe_load(path, map_location='cpu'):
@@ -343,12 +343,14 @@ def load_network(weights, network_g=None, fallback_network=None, param_key='para
     """Build a network and load its weights; the architecture comes from the checkpoint when it stores one.
 
     Args:
-        weights (str | None): A checkpoint path or the name of a shipped one (``MPI_syn_ours.pth``,
-            sha256-checked); None or ``''`` keeps the random initialisation.
+        weights (str | None): A checkpoint path, the name of a shipped one (``MPI_syn_ours.pth``) or of a
+            fetched zoo one (``imgnet_30_multchannel_skip``), sha256-checked; None or ``''`` keeps the random
+            initialisation.
         network_g (dict | None): An explicit architecture. A checkpoint that stores a different one is a
             one-line error. Default: None.
         fallback_network (dict | None): The architecture when neither ``network_g`` nor the checkpoint
-            gives one (a preset's). Default: None (an error for such a checkpoint).
+            gives one (a preset's); a zoo name's own ``network_g`` (:mod:`basicsr_denoise.weights.zoo`) comes
+            before it. Default: None (an error for such a checkpoint).
         param_key (str): ``'params'`` or ``'params_ema'``. Default: ``'params'``.
         strict (bool): Require exactly the network's keys. Default: True.
         source (str | None): The option file, for errors. Default: None.
@@ -366,7 +368,7 @@ def load_network(weights, network_g=None, fallback_network=None, param_key='para
     stored = meta.get('network_g')
     if network_g is not None and stored is not None and strict:
         check_network_matches(path, stored, network_g, source)
-    arch = network_g or stored or fallback_network
+    arch = network_g or stored or zoo_network_g(weights) or fallback_network
     if arch is None:
         raise CheckpointError(f'{path}: stores no network_g (an old-format or third-party checkpoint): give its '
                               'architecture explicitly (network_g=, --network or the option file)')

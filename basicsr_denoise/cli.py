@@ -6,6 +6,8 @@ Usage::
                     [--weights PATH] [--network YAML] [--device auto|cpu|cuda|mps] [--gt DIR] [--skip-existing]
                     [--format png|jpg|tif] [--quality N]
     basicsr-denoise INPUT... -o OUTDIR --method n2s [--sigma S] [--weights PATH] [--tile N]
+    basicsr-denoise weights list                       # every known checkpoint (ours and the model zoo's)
+    basicsr-denoise weights fetch NAME...              # download zoo checkpoints (resumed, sha256-checked)
     python -m basicsr_denoise ...                      # the same command
     torchrun --nproc_per_node=N -m basicsr_denoise ... # the images split across N processes
 
@@ -383,6 +385,10 @@ def main(argv=None):
     for the metrics.
     """
     from basicsr_denoise.utils.dist import exit_worker
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['weights'] and argv[1:2] in ([], ['list'], ['fetch'], ['-h'], ['--help']):
+        from basicsr_denoise.weights import weights_command  # the model zoo (basicsr_denoise.weights.zoo)
+        sys.exit(exit_on_user_error(weights_command, argv[1:]))
     args = build_parser().parse_args(argv)
     res, rank = exit_on_user_error(run, args)
     if rank == 0:
