@@ -24,8 +24,8 @@ writes ``OUTDIR/<name>_denoised.<ext>``, ``OUTDIR/<name>_compare.png`` (noisy | 
 (``.png`` for BMP, HEIC and ``.npy``); JPEGs are written at ``--quality`` (default 95). 16-bit inputs give
 16-bit PNG/TIFF (a JPEG is 8-bit, and the command says so once), gray inputs gray outputs; the input's EXIF
 (orientation reset to 1) and ICC profile are kept where the format holds them
-(:mod:`basicsr_denoise.utils.photo_io`). ``<name>`` is the file stem; inputs that share a stem get their folder (then their
-extension) prepended, so no output overwrites another. ``OUTDIR/metrics.json`` (per-image seconds, and
+(:mod:`basicsr_denoise.utils.photo_io`). ``<name>`` is the file stem; inputs that share a stem get their folder
+(then their extension) prepended, so no output overwrites another. ``OUTDIR/metrics.json`` (per-image seconds, and
 PSNR/SSIM against ``--gt``) is rewritten after every image, so a killed run loses nothing:
 ``--skip-existing`` then denoises only the images without an output and keeps the others' records.
 """
@@ -327,7 +327,8 @@ def build_parser():
                         help=f'MPI preset. Default: {DEFAULT_PRESET}.')
     parser.add_argument('--sigma', type=float, default=None,
                         help='n2s: the known Gaussian sigma (0-255); default: estimated per image.')
-    parser.add_argument('--weights', default=None, help="Checkpoint; default: the project's own.")
+    parser.add_argument('--weights', default=None, help="Checkpoint path or name (shipped, or fetched: "
+                        "basicsr-denoise weights list); default: the preset's.")
     parser.add_argument('--network', default=None,
                         help='Architecture of a checkpoint that does not store one: a YAML network_g block '
                              "('{type: MaskedNet, in_ch: 3, mask_mode: multchannel, backbone: {type: DnCNN}}') "

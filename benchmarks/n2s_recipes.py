@@ -5,9 +5,9 @@ train from the same initialisation, data order and seed, **interleaved in one pr
 variant that has used the least training time so far takes the next step. Training time is the
 process's CPU time (``time.process_time``: data loading included, validation excluded), so the
 load of the machine changes how long the comparison takes, not how many steps each variant gets:
-``--minutes`` is what each variant would get in that many minutes of a quiet machine. The PSNR of the Tweedie estimate is measured
-on a fixed subset of the validation set (the first ``--val-images`` of ``datasets.val_1``, noise
-seed 0) at every quarter of the budget.
+``--minutes`` is what each variant would get in that many minutes of a quiet machine. The PSNR of the
+Tweedie estimate is measured on a fixed subset of the validation set (the first ``--val-images`` of
+``datasets.val_1``, noise seed 0) at every quarter of the budget.
 
 A variant's ``sigma_a`` ramp and lr schedule follow its **training time**, not its step count: the
 iteration passed to the loss and the schedulers is the elapsed fraction of the budget times the
@@ -274,10 +274,11 @@ def main(argv=None):
 
 def write_doc(name, command, meta, table):
     """Block ``name`` of docs/benchmarks.md: what was compared, the command and the table."""
-    budget = f"{meta['iterations']} iterations" if meta.get('iterations') else f"{meta['minutes']:g} minutes of CPU time"
-    write_doc_block(name, f"""Noise2Score recipes at equal training ({budget} per variant, one thread, interleaved in one
-process); PSNR (dB) of the Tweedie estimate on the first {meta['val_images']} CBSD68 images (sigma 25, noise seed 0)
-at each quarter of the budget.
+    budget = (f"{meta['iterations']} iterations" if meta.get('iterations')
+              else f"{meta['minutes']:g} minutes of CPU time")
+    write_doc_block(name, f"""Noise2Score recipes at equal training ({budget} per variant, one thread,
+interleaved in one process); PSNR (dB) of the Tweedie estimate on the first {meta['val_images']} CBSD68 images
+(sigma 25, noise seed 0) at each quarter of the budget.
 
 ```bash
 {command}

@@ -24,7 +24,8 @@ def presets_table():
     for name in MPI_PRESETS:
         p = load_preset(name)
         fill = ', '.join(f'`{k}: {v}`' for k, v in (p.get('fill') or {}).items() if k not in ('progress', ))
-        rows.append(f"| `{name}` | `{osp.basename(preset_file(name))}` | `{p['path']['pretrain_network_g']}` | {fill} |")
+        weights = p['path']['pretrain_network_g']
+        rows.append(f'| `{name}` | `{osp.basename(preset_file(name))}` | `{weights}` | {fill} |')
     return '\n'.join(rows)
 
 

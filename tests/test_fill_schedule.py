@@ -188,7 +188,8 @@ def test_the_configuration_doc_is_generated_from_the_one_schema():
     import importlib.util
     from _framework import REPO
     from basicsr_denoise.inference import SCORE_DOCS, SCORE_SCHEMA
-    spec = importlib.util.spec_from_file_location('make_configuration', os.path.join(REPO, 'docs', 'make_configuration.py'))
+    path = os.path.join(REPO, 'docs', 'make_configuration.py')
+    spec = importlib.util.spec_from_file_location('make_configuration', path)
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     doc = open(os.path.join(REPO, 'docs', 'configuration.md'), encoding='utf-8').read()

@@ -150,7 +150,9 @@ class IterativeFiller:
     def for_area(self, pixels):
         """This filler, or one with the ``iterations`` that ``by_area`` gives an image of ``pixels`` pixels."""
         steps = self.steps_for_area(pixels)
-        return self if steps == self.iterations else IterativeFiller(self.sampler, self.config.replace(iterations=steps))
+        if steps == self.iterations:
+            return self
+        return IterativeFiller(self.sampler, self.config.replace(iterations=steps))
 
     def mask_stream(self):
         """The mask source of one image: the sampler itself, or a fresh :class:`ComplementaryMasks`."""

@@ -103,7 +103,8 @@ def fill_shared(filler, template, x, generator, desc=None):
     del optimizer
     out = torch.zeros_like(x)
     weight = torch.zeros_like(x[:, :1])
-    boxes = [(t, l) for t in tile_starts(h, tile, filler.tile_overlap) for l in tile_starts(w, tile, filler.tile_overlap)]
+    overlap = filler.tile_overlap
+    boxes = [(t, l) for t in tile_starts(h, tile, overlap) for l in tile_starts(w, tile, overlap)]
     bar = filler.bar(len(boxes), f'{desc or "filling"} tiles')
     for i in bar:  # fill every tile with the adapted copy, forward only
         t, l = boxes[i]

@@ -186,7 +186,8 @@ def _check_datasets(datasets, source):
                 block[k] = _coerce(block[k], LOADER_SCHEMA[k], source, f'{key}.{k}')
         if block.get('prefetch_mode') is not None:  # BasicSR's cpu/cuda prefetchers: not implemented here
             raise OptionError(f"{_where(source, key + '.prefetch_mode')}: not supported (the loader's workers "
-                              'prefetch: set num_worker_per_gpu, prefetch_factor and pin_memory); remove the key or set ~')
+                              'prefetch: set num_worker_per_gpu, prefetch_factor and pin_memory); remove the key '
+                              'or set ~')
         _check_block({k: v for k, v in block.items() if k not in LOADER_KEYS or k == 'type'}, DATASET_REGISTRY,
                      source, key)
 
@@ -357,7 +358,8 @@ def check_options(opt, is_train, source=None):
     validate(opt, schema, source)
     check_unsupported(opt, source)
     if opt.get('scale') not in (None, 1):  # BasicSR's super-resolution factor: denoising keeps the size
-        raise OptionError(f"{_where(source, 'scale')}: must be 1 (denoising keeps the image size), got {opt['scale']!r}")
+        raise OptionError(f"{_where(source, 'scale')}: must be 1 (denoising keeps the image size), "
+                          f"got {opt['scale']!r}")
     if not opt.get('name'):
         raise OptionError(f'{_where(source, "name")}: required option key is missing')
     if is_train:
