@@ -211,6 +211,18 @@ def test_synthetic_fresh_noise_and_gray(clean_dir):
         _noisy(clean_dir, color='ycbcr')
 
 
+def test_image_folder_dataroot_list_reads_each_folder(tmp_path):
+    from basicsr_denoise.data.image_folder_dataset import ImageFolderDataset
+    for sub, n in (('a', 2), ('b', 1)):
+        for i in range(n):
+            _write(tmp_path / sub / f'{i}.png', _rand(20, 22, seed=i))
+    ds = ImageFolderDataset([str(tmp_path / 'a'), str(tmp_path / 'b')], gt_size=8)
+    assert [os.path.relpath(p, str(tmp_path)) for p in ds.paths] == [
+        os.path.join('a', '0.png'), os.path.join('a', '1.png'), os.path.join('b', '0.png')]
+    with pytest.raises(OptionError, match='meta_info_file'):
+        ImageFolderDataset([str(tmp_path / 'a'), str(tmp_path / 'b')], meta_info_file=str(tmp_path / 'm.txt'))
+
+
 def test_synthetic_dataroot_list_concatenates_folders_in_order(tmp_path, clean_dir):
     other = tmp_path / 'more'
     _write(other / 'sub' / 'x.png', _rand(20, 22, seed=5))

@@ -8,7 +8,8 @@ from torch.utils import data
 
 from basicsr_denoise.data.transforms import augment, pad_to_size, random_crop, split_index
 from basicsr_denoise.utils.errors import DataError, OptionError
-from basicsr_denoise.utils.file_client import imfrombytes, list_images, lmdb_keys, make_file_client, read_meta_info
+from basicsr_denoise.utils.file_client import (dataroot_folders, imfrombytes, list_images, lmdb_keys, make_file_client,
+                                              read_meta_info)
 from basicsr_denoise.utils.img_util import img2tensor
 from basicsr_denoise.utils.registry import DATASET_REGISTRY
 
@@ -37,8 +38,9 @@ class ImageFolderDataset(data.Dataset):
         Use ``min_size`` (or ``tools/data_gen.py --min-size``) to exclude them.
 
     Args:
-        dataroot_gt (str): Folder searched recursively, or an LMDB folder whose
-            name ends with ``.lmdb`` (keys from its ``meta_info.txt``).
+        dataroot_gt (str | list[str]): Folder searched recursively, a list of such folders (their images
+            in the order given), or an LMDB folder whose name ends with ``.lmdb`` (keys from its
+            ``meta_info.txt``).
         meta_info_file (str | None): Text file of image paths relative to
             ``dataroot_gt`` (e.g. from ``tools/data_gen.py --mode list``) or of
             LMDB keys. Default: None (scan the folder).
@@ -60,7 +62,10 @@ class ImageFolderDataset(data.Dataset):
         super().__init__()
         if dataroot_gt is None:
             raise OptionError('dataroot_gt: required option of ImageFolderDataset is missing')
-        self.gt_folder = str(dataroot_gt)
+        folders = dataroot_folders(dataroot_gt, io_backend)
+        if len(folders) > 1 and meta_info_file is not None:
+            raise OptionError('dataroot_gt: a meta_info_file lists the images of one folder, not of a list')
+        self.gt_folder = folders[0]
         self.gt_size, self.min_size, self.gray_to_rgb = gt_size, min_size, gray_to_rgb
         self.use_hflip, self.use_rot = use_hflip, use_rot
         self.num_skipped = 0
@@ -79,8 +84,7 @@ class ImageFolderDataset(data.Dataset):
                 raise DataError(f'dataroot_gt: no such folder {self.gt_folder}')
             self.paths = [osp.join(self.gt_folder, n) for n, _ in read_meta_info(meta_info_file)]
         else:
-            names = list_images(self.gt_folder, recursive=True, key='dataroot_gt')
-            self.paths = [osp.join(self.gt_folder, n) for n in names]
+            self.paths = [osp.join(f, n) for f in folders for n in list_images(f, recursive=True, key='dataroot_gt')]
 
     def _skip(self, path, reason):
         self.num_skipped += 1

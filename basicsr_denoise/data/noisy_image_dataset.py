@@ -9,7 +9,7 @@ from torch.utils import data
 
 from basicsr_denoise.data.transforms import augment, paired_random_crop, split_index
 from basicsr_denoise.utils.errors import DataError, OptionError
-from basicsr_denoise.utils.file_client import imfrombytes, list_images, lmdb_keys, make_file_client
+from basicsr_denoise.utils.file_client import dataroot_folders, imfrombytes, list_images, lmdb_keys, make_file_client
 from basicsr_denoise.utils.img_util import img2tensor
 from basicsr_denoise.utils.registry import DATASET_REGISTRY, NOISE_REGISTRY
 
@@ -96,12 +96,7 @@ class SyntheticNoisyDataset(data.Dataset):
                               "sigma: 25})")
         if color not in (None, 'gray', 'rgb'):
             raise OptionError(f"color: must be null, 'gray' or 'rgb', got {color!r}")
-        folders = [str(f) for f in dataroot_gt] if isinstance(dataroot_gt, (list, tuple)) else [str(dataroot_gt)]
-        if not folders:
-            raise OptionError('dataroot_gt: an empty list names no folder')
-        lmdb = (io_backend or {}).get('type') == 'lmdb' or any(f.rstrip('/\\').endswith('.lmdb') for f in folders)
-        if len(folders) > 1 and lmdb:
-            raise OptionError('dataroot_gt: a list of folders is read from disk only, not from LMDB')
+        folders = dataroot_folders(dataroot_gt, io_backend)
         self.gt_folder = folders[0]
         self.noise_model = NOISE_REGISTRY.build(noise, key='noise') if isinstance(noise, dict) else noise
         if not callable(getattr(self.noise_model, 'sample', None)):

@@ -249,6 +249,22 @@ def make_file_client(io_backend, roots):
     return FileClient(backend, **opt), backend == 'lmdb'
 
 
+def dataroot_folders(dataroot, io_backend=None, key='dataroot_gt'):
+    """The folders a ``dataroot`` option names: one folder, or a list of folders read one after the other
+    (disk only; an LMDB is one folder).
+
+    Raises:
+        OptionError: an empty list, or a list with an LMDB back-end, naming ``key``.
+    """
+    folders = [str(f) for f in dataroot] if isinstance(dataroot, (list, tuple)) else [str(dataroot)]
+    if not folders:
+        raise OptionError(f'{key}: an empty list names no folder')
+    lmdb = (io_backend or {}).get('type') == 'lmdb' or any(f.rstrip('/\\').endswith('.lmdb') for f in folders)
+    if len(folders) > 1 and lmdb:
+        raise OptionError(f'{key}: a list of folders is read from disk only, not from LMDB')
+    return folders
+
+
 def list_images(root, recursive=False, key='dataroot'):
     """Sorted image files of a folder, relative to it (``/`` separators).
 
