@@ -19,7 +19,7 @@ logging handler: logs appear only where the application configures logging.
 
 __version__ = '0.1.0'
 
-_API = {'denoise', 'load_denoiser', 'MPIDenoiser', 'N2SDenoiser', 'Denoiser'}
+_API = {'denoise', 'load_denoiser', 'MPIDenoiser', 'N2SAutoDenoiser', 'N2SDenoiser', 'Denoiser'}
 __all__ = sorted(_API) + ['__version__']
 
 

@@ -5,17 +5,20 @@ Usage::
     basicsr-denoise INPUT... -o OUTDIR [--preset quick|gauss|fast|real|real-fast|sidd|sidd-fast]
                     [--weights PATH] [--network YAML] [--device auto|cpu|cuda|mps] [--gt DIR] [--skip-existing]
                     [--format png|jpg|tif] [--quality N]
-    basicsr-denoise INPUT... -o OUTDIR --method n2s [--sigma S] [--weights PATH] [--tile N]
+    basicsr-denoise INPUT... -o OUTDIR --method n2s [--noise gaussian|poisson|gamma] [--sigma S | --eta E | --k K]
+                    [--weights PATH] [--tile N]
     basicsr-denoise weights list                       # every known checkpoint (ours and the model zoo's)
     basicsr-denoise weights fetch NAME...              # download zoo checkpoints (resumed, sha256-checked)
     python -m basicsr_denoise ...                      # the same command
     torchrun --nproc_per_node=N -m basicsr_denoise ... # the images split across N processes
 
 ``--method mpi`` (default) denoises each image zero-shot (MPI; presets in :mod:`basicsr_denoise.presets`).
-``--method n2s`` applies a trained Noise2Score score network and Tweedie's formula for Gaussian noise
-(one forward pass per image): at ``--sigma S`` (0-255 scale) when the level is known, otherwise it
-estimates the level of every image (the authors' TV criterion, refined by golden-section search) and
-reports it as ``sigma_hat``. Both run through :mod:`basicsr_denoise.inference`.
+``--method n2s`` applies a trained Noise2Score score network and Tweedie's formula of ``--noise`` (one
+forward pass per image): at ``--sigma S`` (0-255), ``--eta E`` or ``--k K`` when the level is known, otherwise
+it estimates the level of every image (the authors' TV criterion, refined by golden-section search) and
+reports it as ``sigma_hat``, ``eta_hat`` or ``k_hat``. Without ``--weights`` the shipped model is chosen per
+image (gray or colour, the family, the nearest training level) and named in ``metrics.json``. Both run through
+:mod:`basicsr_denoise.inference`.
 
 INPUT is one or more image files or folders (PNG, JPEG, TIFF, BMP, 8/16-bit, gray/RGB/RGBA, HEIC/HEIF
 with the ``heif`` extra, or float ``.npy``), read upright (the EXIF orientation applied). For each image it
@@ -159,8 +162,13 @@ def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None, fmt=None,
            'width': img.shape[1], 'channels': img.shape[2], 'bit_depth': depth, 'seconds': seconds, **extra}
     panels, labels = [img, out], ['noisy', 'denoised']
     line = f'{name}: {img.shape[1]}x{img.shape[0]}x{img.shape[2]} {depth}-bit, {seconds:.1f} s'
-    if 'sigma_hat' in extra:
-        line += f", sigma_hat {extra['sigma_hat']:.1f}"
+    for key in ('sigma_hat', 'eta_hat', 'k_hat'):
+        if isinstance(extra.get(key), float):
+            line += f', {key} {extra[key]:.4g}'
+    if 'model' in extra:
+        line += f", {extra['model']}"
+    if 'warning' in extra:
+        print(f"warning: {extra['warning']}", file=sys.stderr, flush=True)
     if gt is not None and gt.shape == img.shape:
         rec['psnr'] = calculate_psnr(out, gt, float_mode=True)
         rec['ssim'] = calculate_ssim(out, gt, float_mode=True, window='uniform')
@@ -238,11 +246,12 @@ class MetricsWriter:
 
 def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights=None, network_g=None, device='auto',
                   gt_dir=None, seed=0, iterations=None, beta=None, sigma=None, tile=None, skip_existing=False,
-                  format=None, quality=None):
+                  format=None, quality=None, noise=None, level=None):
     """Denoise ``files`` into ``outdir`` (every keyword as the command-line flag of the same name).
 
     ``format`` (png, jpg, tif; default: the input's) and ``quality`` (JPEG, 1-100, default 95) are
-    ``--format`` and ``--quality``.
+    ``--format`` and ``--quality``; ``noise`` (gaussian, poisson, gamma) and ``level`` are ``--noise`` and
+    its level flag (``--sigma``, ``--eta``, ``--k``).
 
     Under torchrun (``WORLD_SIZE`` > 1) each rank denoises ``files[rank::world]``; rank 0 writes
     ``metrics.json`` with every image, each record naming the ``rank`` that filled it.
@@ -260,7 +269,7 @@ def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights
     prepare_outdir(outdir)
     names = dict(zip(files, output_names(files)))
     denoiser = load_denoiser(method, preset, weights, device, seed, sigma, network_g=network_g,
-                             iterations=iterations, beta=beta, tile=tile, progress=True)
+                             iterations=iterations, beta=beta, tile=tile, progress=True, noise=noise, level=level)
     previous = {}
     if skip_existing:
         for part in [osp.join(outdir, METRICS)] + [osp.join(outdir, f) for f in sorted(os.listdir(outdir))
@@ -268,6 +277,8 @@ def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights
             previous.update(_read_records(part)[0])
     header = {'method': method, 'preset': preset if method == 'mpi' else None, 'sigma': sigma,
               'weights': denoiser.weights}
+    if method == 'n2s':
+        header.update(noise=noise or 'gaussian', level=sigma if level is None else level)
     writer = MetricsWriter(outdir, files, header, rank, world)
     mine = shard(files, rank, world)
     if rank == 0:
@@ -322,11 +333,18 @@ def build_parser():
     parser.add_argument('inputs', nargs='+', help='Image files and/or folders.')
     parser.add_argument('-o', '--output', required=True, help='Output folder.')
     parser.add_argument('--method', default='mpi', choices=['mpi', 'n2s'],
-                        help='mpi: zero-shot masked filling (default); n2s: Noise2Score, Gaussian noise.')
+                        help='mpi: zero-shot masked filling (default); n2s: Noise2Score.')
+    parser.add_argument('--noise', default=None, choices=['gaussian', 'poisson', 'gamma'],
+                        help='n2s: the noise family (default gaussian); the shipped model is chosen per image by '
+                             'it, the level and the image being gray or colour.')
     parser.add_argument('--preset', default=DEFAULT_PRESET, choices=MPI_PRESETS,
                         help=f'MPI preset. Default: {DEFAULT_PRESET}.')
     parser.add_argument('--sigma', type=float, default=None,
                         help='n2s: the known Gaussian sigma (0-255); default: estimated per image.')
+    parser.add_argument('--eta', type=float, default=None,
+                        help='n2s --noise poisson: the known eta (y = eta * Poisson(x / eta)); default: estimated.')
+    parser.add_argument('--k', type=float, default=None,
+                        help='n2s --noise gamma: the known shape k (y = x * Gamma(k, 1/k)); default: estimated.')
     parser.add_argument('--weights', default=None, help="Checkpoint path or name (shipped, or fetched: "
                         "basicsr-denoise weights list); default: the preset's.")
     parser.add_argument('--network', default=None,
@@ -360,9 +378,17 @@ def run(args):
     """
     from basicsr_denoise.utils.dist import destroy_on_exit, get_dist_info, init_dist
     from basicsr_denoise.utils.photo_io import check_quality
-    for flag, value in (('--sigma', args.sigma), ('--tile', args.tile)):
+    levels = {'gaussian': ('--sigma', args.sigma), 'poisson': ('--eta', args.eta), 'gamma': ('--k', args.k)}
+    for flag, value in (*levels.values(), ('--tile', args.tile), ('--noise', args.noise)):
         if args.method == 'mpi' and value is not None:
             raise OptionError(f'{flag} applies to --method n2s only (MPI needs no noise level and tiles by its preset)')
+    family = args.noise or 'gaussian'
+    for name, (flag, value) in levels.items():
+        if value is not None and name != family:
+            raise OptionError(f'{flag} applies to --noise {name}; --noise {family} takes {levels[family][0]}')
+        if value is not None and not value > 0:
+            raise OptionError(f'{flag} must be > 0, got {value:g}')
+    level = levels[family][1]
     check_quality(args.quality)
     if args.quality is not None and args.format in ('png', 'tif'):
         raise OptionError(f'--quality applies to JPEG output only, not --format {args.format}')
@@ -375,7 +401,7 @@ def run(args):
                                 network_g=parse_network(args.network), device=args.device, gt_dir=args.gt,
                                 seed=args.seed, iterations=args.iterations, beta=args.beta, sigma=args.sigma,
                                 tile=args.tile, skip_existing=args.skip_existing, format=args.format,
-                                quality=args.quality)
+                                quality=args.quality, noise=args.noise, level=None if family == 'gaussian' else level)
         return metrics, get_dist_info()[0]
 
 

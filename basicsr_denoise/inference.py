@@ -17,6 +17,9 @@ old-format file has none: the architecture then comes from an explicit ``network
 from the chosen preset), never from the file's key names.
 """
 
+import math
+import numbers
+
 import numpy as np
 import torch
 
@@ -419,9 +422,141 @@ class N2SDenoiser(Denoiser):
         return f'Noise2Score {self.noise.name}, {level}, weights {self.weights}, device {self.device}'
 
 
+# ------------------------------------------------------------------------------------ the shipped N2S models
+#: Noise2Score noise families (``--noise`` / ``noise=``): name -> (noise type, level key).
+N2S_FAMILIES = {'gaussian': ('Gaussian', 'sigma'), 'poisson': ('Poisson', 'eta'), 'gamma': ('Gamma', 'k')}
+#: A level more than this factor below the lowest or above the highest shipped model's level is warned about.
+N2S_LEVEL_SLACK = 1.5
+_N2S_TYPES = {t: name for name, (t, _) in N2S_FAMILIES.items()}
+
+
+def n2s_models():
+    """The shipped Noise2Score checkpoints that are present: ``[{'name', 'path', 'family', 'level', 'channels'}]``,
+    read from each file's self-description (``score.noise`` and ``network_g.num_in_ch``)."""
+    import os.path as osp
+
+    from basicsr_denoise.checkpoint import read_checkpoint
+    from basicsr_denoise.weights import registry, resolve_weights, search_dirs
+    models = []
+    for name in sorted(registry()):
+        if not name.startswith('N2S_') or not any(osp.isfile(osp.join(d, name)) for d in search_dirs()):
+            continue  # registered but not shipped in this install
+        path = resolve_weights(name)  # a damaged file is an error, never skipped
+        _, meta = read_checkpoint(path)
+        noise = (meta.get('score') or {}).get('noise') or {}
+        family = _N2S_TYPES.get(noise.get('type'))
+        if family is None:
+            continue
+        models.append({'name': name, 'path': path, 'family': family, 'level': float(noise[N2S_FAMILIES[family][1]]),
+                       'channels': int((meta.get('network_g') or {}).get('num_in_ch', 3))})
+    return models
+
+
+def choose_n2s_model(family, level, channels, models):
+    """The model of ``models`` (:func:`n2s_models`) for an image: ``(entry, warning or None)``.
+
+    Of the family's models, those for the image's channels (gray: 1, colour: 3; else the others, a gray image
+    then going through a colour network as its replicated channels), and of them the one whose training level is
+    nearest ``level`` in ratio (the middle one when ``level`` is None, before a blind estimate). A level more than
+    :data:`N2S_LEVEL_SLACK` times outside the models' levels still gets the nearest model, with a warning.
+
+    Raises:
+        OptionError: no model of the family at all, or only gray ones for a colour image.
+    """
+    param = N2S_FAMILIES[family][1]
+    same = [m for m in models if m['family'] == family]
+    if not same:
+        shipped = ', '.join(f"{m['name']} ({m['family']})" for m in models) or 'none'
+        raise OptionError(f'noise {family}: no Noise2Score model for it is shipped (shipped: {shipped}); '
+                          'train one (options/train/Noise2Score/) and pass --weights')
+    fits = [m for m in same if m['channels'] == channels]
+    warning = None
+    if not fits:
+        if channels != 1:
+            raise OptionError(f'noise {family}: only gray Noise2Score models are shipped, this image has {channels} '
+                              'channels')
+        fits = same
+        warning = f'no gray {family} model is shipped: the colour one denoises the gray image as three equal channels'
+    levels = sorted(m['level'] for m in fits)
+    target = levels[(len(levels) - 1) // 2] if level is None else float(level)
+    best = min(fits, key=lambda m: (abs(math.log(m['level'] / target)), m['level']))
+    if level is not None and not levels[0] / N2S_LEVEL_SLACK <= target <= levels[-1] * N2S_LEVEL_SLACK:
+        span = f'{levels[0]:g}' if levels[0] == levels[-1] else f'{levels[0]:g}-{levels[-1]:g}'
+        warning = (f"{param} {target:g} is outside the shipped models' levels ({span}): denoised with the nearest, "
+                   f"{best['name']}")
+    return best, warning
+
+
+class N2SAutoDenoiser(Denoiser):
+    """Noise2Score with the shipped model chosen per image (:func:`choose_n2s_model`): by the image's channels,
+    the noise family and the known level, or, when the level is estimated, first with the family's middle model
+    and then again with the model nearest the estimate if that is another one.
+
+    Args:
+        noise (str): ``'gaussian'``, ``'poisson'`` or ``'gamma'``. Default: ``'gaussian'``.
+        level (float | None): The known level (sigma 0-255, eta, k); None estimates it per image. Default: None.
+        tile (int | None): ``score.tile_size`` (0: never tile). Default: None (tiles above 2 MP).
+        device (str): Default: ``'auto'``.
+        models (list | None): The candidates. Default: None (:func:`n2s_models`).
+
+    Each image's record names the ``model`` that denoised it, and a ``warning`` when the choice was a stretch.
+    """
+
+    method = 'n2s'
+
+    def __init__(self, noise='gaussian', level=None, tile=None, device='auto', models=None):
+        if noise not in N2S_FAMILIES:
+            raise OptionError(f"noise: unknown family {noise!r} (known: {', '.join(N2S_FAMILIES)})")
+        param = N2S_FAMILIES[noise][1]
+        if level is not None and (isinstance(level, bool) or not isinstance(level, numbers.Real) or not level > 0):
+            raise OptionError(f'{param}: must be a number > 0, got {level!r}')
+        self.noise, self.level, self.tile, self.param = noise, level, tile, param
+        self.device = resolve_device(device)
+        self.models = n2s_models() if models is None else list(models)
+        choose_n2s_model(noise, level, 3 if any(m['channels'] == 3 for m in self.models) else 1, self.models)
+        self._loaded = {}
+        self.weights = None
+
+    def denoiser_for(self, entry):
+        """The :class:`N2SDenoiser` of ``entry`` (one of :attr:`models`), built once."""
+        if entry['name'] not in self._loaded:
+            kind = N2S_FAMILIES[self.noise][0]
+            score = {'noise': {'type': kind, self.param: float(self.level or entry['level'])},
+                     'blind': self.level is None}
+            self._loaded[entry['name']] = N2SDenoiser.from_pretrained(entry['path'], score=score, tile=self.tile,
+                                                                      device=self.device)
+        return self._loaded[entry['name']]
+
+    def _run(self, entry, x, name, desc):
+        y = x.repeat(1, entry['channels'], 1, 1) if x.shape[1] == 1 != entry['channels'] else x
+        out, record = self.denoiser_for(entry).process(y, name, desc)
+        return (out.mean(1, keepdim=True) if y is not x else out), record
+
+    def process(self, x, name='image', desc=None):
+        entry, warning = choose_n2s_model(self.noise, self.level, x.shape[1], self.models)
+        out, record = self._run(entry, x, name, desc)
+        estimate = record.get(f'{self.param}_hat')
+        if self.level is None and isinstance(estimate, float):  # blind: the model nearest the estimate
+            nearest, stretch = choose_n2s_model(self.noise, estimate, x.shape[1], self.models)
+            warning = '; '.join(w for w in dict.fromkeys((warning, stretch)) if w) or None
+            if nearest['name'] != entry['name']:
+                entry = nearest
+                out, record = self._run(entry, x, name, desc)
+        record = {'model': entry['name'], **record}
+        if warning:
+            record['warning'] = f'{name}: {warning}'
+        return out, record
+
+    @property
+    def summary(self):
+        level = 'estimated per image' if self.level is None else f'{self.param} {self.level:g}'
+        names = ', '.join(m['name'] for m in self.models if m['family'] == self.noise)
+        return f'Noise2Score {self.noise}, {level}, the shipped model chosen per image ({names}), device {self.device}'
+
+
 # ------------------------------------------------------------------------------------------- public API
 def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='auto', seed=0, sigma=None, network_g=None,
-                  iterations=None, beta=None, tile=None, progress=False):
+                  iterations=None, beta=None, tile=None, progress=False, noise=None, level=None):
     """A denoiser to build once and call on many images.
 
     Example:
@@ -432,7 +567,7 @@ def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='aut
         dtype('uint8')
 
     Args:
-        method (str): ``'mpi'`` (zero-shot) or ``'n2s'`` (Noise2Score, Gaussian). Default: ``'mpi'``.
+        method (str): ``'mpi'`` (zero-shot) or ``'n2s'`` (Noise2Score). Default: ``'mpi'``.
         preset (str | None): MPI preset (``quick``, ``gauss``, ``fast``, ``real``, ``real-fast``, ``sidd``,
             ``sidd-fast``); ignored for n2s. Default: ``'quick'``.
         weights (str | None): Checkpoint path or shipped name. Default: None (the preset's or the
@@ -444,19 +579,40 @@ def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='aut
         iterations, beta (int, float | None): MPI: override the preset's steps and ensemble weight.
         tile (int | None): n2s: tile side of the score pass (0: never). Default: None (above 2 MP).
         progress (bool): MPI: a progress bar on a terminal. Default: False.
+        noise (str | None): n2s: ``'gaussian'``, ``'poisson'`` or ``'gamma'``. Default: None (gaussian).
+        level (float | None): n2s: the known level of ``noise`` (sigma 0-255, eta, k; ``sigma=`` is the same for
+            gaussian); None estimates it per image. Default: None.
+
+    Without ``weights``, n2s chooses a shipped model per image (:class:`N2SAutoDenoiser`): by the image's
+    channels, the family and the level.
 
     Returns:
-        Denoiser: an :class:`MPIDenoiser` or :class:`N2SDenoiser`.
+        Denoiser: an :class:`MPIDenoiser`, :class:`N2SAutoDenoiser` or :class:`N2SDenoiser`.
     """
     if method == 'mpi':
-        for name, value in (('sigma', sigma), ('tile', tile)):
+        for name, value in (('sigma', sigma), ('tile', tile), ('noise', noise), ('level', level)):
             if value is not None:
                 raise OptionError(f'{name}: applies to method n2s only (MPI needs no noise level)')
         fill = {'progress': progress}
         fill.update({k: v for k, v in (('iterations', iterations), ('beta', beta)) if v is not None})
         return MPIDenoiser.from_pretrained(preset, weights, network_g, fill, device, seed)
     if method == 'n2s':
-        return N2SDenoiser.from_pretrained(weights, network_g, sigma=sigma, tile=tile, device=device)
+        family = 'gaussian' if noise is None else noise
+        if family not in N2S_FAMILIES:
+            raise OptionError(f"noise: unknown family {noise!r} (known: {', '.join(N2S_FAMILIES)})")
+        if sigma is not None and family != 'gaussian':
+            raise OptionError(f'sigma: applies to noise gaussian; noise {family} takes its '
+                              f'{N2S_FAMILIES[family][1]} as level=')
+        if sigma is not None and level is not None and sigma != level:
+            raise OptionError(f'sigma {sigma:g} and level {level:g}: give one of them')
+        level = sigma if level is None else level
+        if weights is None and network_g is None:
+            return N2SAutoDenoiser(family, level, tile, device)
+        if family == 'gaussian':
+            return N2SDenoiser.from_pretrained(weights, network_g, sigma=level, tile=tile, device=device)
+        kind, param = N2S_FAMILIES[family]
+        score = {'blind': True} if level is None else {'noise': {'type': kind, param: float(level)}, 'blind': False}
+        return N2SDenoiser.from_pretrained(weights, network_g, score=score, tile=tile, device=device)
     raise OptionError(f"method: unknown method '{method}' (known: mpi, n2s)")
 
 
@@ -477,7 +633,8 @@ def denoise(image, method='mpi', preset=DEFAULT_PRESET, weights=None, device='au
         method, preset, weights, device, seed, sigma: As in :func:`load_denoiser`.
         name (str): The image's name; MPI seeds its masks with ``image_seed(seed, name)``, as ``test.py``
             and the ``denoise`` command do with the file stem. Default: ``'image'``.
-        **options: ``network_g``, ``iterations``, ``beta``, ``tile``, ``progress`` (:func:`load_denoiser`).
+        **options: ``network_g``, ``iterations``, ``beta``, ``tile``, ``progress``, ``noise``, ``level``
+            (:func:`load_denoiser`).
 
     Returns:
         The denoised image, like ``image``. Building a denoiser reads the weights: for many images, build
@@ -487,5 +644,5 @@ def denoise(image, method='mpi', preset=DEFAULT_PRESET, weights=None, device='au
     return den.denoise_image(image, name=name)
 
 
-__all__ = ['Denoiser', 'MPIDenoiser', 'N2SDenoiser', 'load_denoiser', 'load_network', 'denoise', 'image_to_tensor',
-           'SCORE_SCHEMA']
+__all__ = ['Denoiser', 'MPIDenoiser', 'N2SAutoDenoiser', 'N2SDenoiser', 'load_denoiser', 'load_network', 'denoise',
+           'image_to_tensor', 'n2s_models', 'choose_n2s_model', 'SCORE_SCHEMA']

@@ -431,9 +431,13 @@ def test_unknown_keys_of_fill_and_score_blocks_are_one_line_errors(tiny_weights)
 
 def test_n2s_without_sigma_estimates_it_even_if_the_checkpoint_was_saved_with_a_known_level():
     den = bd.load_denoiser('n2s', device='cpu')  # the shipped file's score block says blind: false
-    assert den.blind and den.blind_method == 'tv_golden' and 'estimated per image' in den.summary
+    assert den.level is None and 'estimated per image' in den.summary
     y = torch.rand(1, 3, 48, 48)
     _, record = den.process(y, 'x')
-    assert set(record) == {'sigma_hat'} and 5 <= record['sigma_hat'] <= 55
+    assert record['model'] == 'N2S_gauss25_color_ours.pth' and 5 <= record['sigma_hat'] <= 55
+    assert set(record) <= {'model', 'sigma_hat', 'warning'}
+    inner = den.denoiser_for(den.models[0])
+    assert inner.blind and inner.blind_method == 'tv_golden'
     known = bd.load_denoiser('n2s', sigma=30, device='cpu')
-    assert not known.blind and known.noise.sigma == 30
+    inner = known.denoiser_for(known.models[0])
+    assert known.level == 30 and not inner.blind and inner.noise.sigma == 30

@@ -480,3 +480,95 @@ def test_n2s_blind_tool(tmp_path):
     assert summary['pca']['mae'] == pytest.approx(np.mean(np.abs(np.array(hats) - 25)))
     assert summary['pca']['cost'] == pytest.approx(0.0, abs=1e-9)  # R = 0: the level does not matter
     assert '| 25.0 | 2 |' in tool.to_markdown({'25.0': summary}, methods=('pca', 'tv_grid'))
+
+
+# ------------------------------------------------------------------------------ the shipped model chosen per image
+def _entry(name, family, level, channels, path=None):
+    return {'name': name, 'path': path, 'family': family, 'level': float(level), 'channels': channels}
+
+
+def test_the_model_is_chosen_by_colour_family_and_nearest_level_with_a_warning_outside_their_levels():
+    from basicsr_denoise.inference import choose_n2s_model
+    models = [_entry('g25c', 'gaussian', 25, 3), _entry('g50c', 'gaussian', 50, 3), _entry('g25g', 'gaussian', 25, 1),
+              _entry('p01c', 'poisson', 0.01, 3), _entry('p05c', 'poisson', 0.05, 3)]
+    pick = lambda *a: (lambda e, w: (e['name'], w))(*choose_n2s_model(*a, models))  # noqa: E731
+    assert pick('gaussian', 30, 3) == ('g25c', None) and pick('gaussian', 40, 3) == ('g50c', None)
+    assert pick('gaussian', 35, 1) == ('g25g', None)  # a gray image gets the gray model
+    assert pick('poisson', 0.03, 3) == ('p05c', None)  # nearest in ratio: 0.03 / 0.01 = 3 > 0.05 / 0.03
+    assert pick('gaussian', None, 3) == ('g25c', None)  # blind: the middle model first
+    name, warning = pick('gaussian', 80, 3)
+    assert name == 'g50c' and warning.startswith('sigma 80 is outside') and 'g50c' in warning and '25-50' in warning
+    name, warning = pick('gaussian', 5, 3)
+    assert name == 'g25c' and 'sigma 5 is outside' in warning
+    name, warning = pick('poisson', 0.02, 1)  # no gray Poisson model: the colour one, said so
+    assert name == 'p01c' and 'no gray poisson model' in warning
+    with pytest.raises(OptionError, match=r'^noise gamma: no Noise2Score model for it is shipped'):
+        pick('gamma', 100, 3)
+    with pytest.raises(OptionError, match='only gray'):
+        choose_n2s_model('gaussian', 25, 3, [_entry('g25g', 'gaussian', 25, 1)])
+
+
+def _shipped_like(tmp_path, name, noise, ch):
+    """A tiny self-describing Noise2Score checkpoint, as tools/ship_checkpoint.py writes it."""
+    from basicsr_denoise.checkpoint import export_checkpoint
+    from basicsr_denoise.inference import N2S_FAMILIES
+    src = _n2s_weights(tmp_path, ch)
+    family = {v[0]: k for k, v in N2S_FAMILIES.items()}[noise['type']]
+    level = noise[N2S_FAMILIES[family][1]]
+    dst = str(tmp_path / name)
+    export_checkpoint(src, dst, network_g={'type': 'N2NUNet', 'num_in_ch': ch, 'num_out_ch': ch}, score={'noise': noise})
+    return _entry(name, family, level, ch, dst)
+
+
+def test_the_auto_denoiser_names_its_model_in_each_record_and_refines_a_blind_choice(tmp_path):
+    from basicsr_denoise.inference import N2SAutoDenoiser, N2SDenoiser
+    models = [_shipped_like(tmp_path, 'c15.pth', {'type': 'Gaussian', 'sigma': 15}, 3),
+              _shipped_like(tmp_path, 'c50.pth', {'type': 'Gaussian', 'sigma': 50}, 3),
+              _shipped_like(tmp_path, 'g25.pth', {'type': 'Gaussian', 'sigma': 25}, 1)]
+    torch.manual_seed(0)
+    rgb, gray = torch.rand(1, 3, 40, 48), torch.rand(1, 1, 40, 48)
+    known = N2SAutoDenoiser('gaussian', 20, device='cpu', models=models)
+    out, rec = known.process(rgb, 'a')
+    assert rec == {'model': 'c15.pth'}
+    direct = N2SDenoiser.from_pretrained(models[0]['path'], sigma=20, device='cpu').process(rgb, 'a')[0]
+    assert torch.equal(out, direct)  # the chosen model, at the given level
+    assert known.process(gray, 'b')[1]['model'] == 'g25.pth'
+    blind = N2SAutoDenoiser('gaussian', None, device='cpu', models=models)
+    out, rec = blind.process(rgb, 'c')
+    first = N2SDenoiser.from_pretrained(models[1]['path'], device='cpu').process(rgb, 'c')[1]['sigma_hat']
+    nearest = min(models[:2], key=lambda m: abs(np.log(m['level'] / first)))['name']
+    assert rec['model'] == nearest and isinstance(rec['sigma_hat'], float)
+    with pytest.raises(OptionError, match=r'^eta: must be a number > 0'):
+        N2SAutoDenoiser('poisson', 0, device='cpu', models=models)
+
+
+@pytest.mark.parametrize('args, match', [
+    (['--noise', 'poisson', '--sigma', '25'], r'^--sigma applies to --noise gaussian; --noise poisson takes --eta$'),
+    (['--eta', '0.01'], r'^--eta applies to --noise poisson; --noise gaussian takes --sigma$'),
+    (['--noise', 'poisson', '--eta', '0'], r'^--eta must be > 0, got 0$'),
+    (['--noise', 'gamma', '--k', '-1'], r'^--k must be > 0, got -1$'),
+    (['--noise', 'gamma', '--method', 'mpi'], r'^--noise applies to --method n2s only'),
+    (['--noise', 'gamma'], r'^noise gamma: no Noise2Score model for it is shipped')])
+def test_bad_noise_flags_are_one_line_errors(tmp_path, args, match):
+    from basicsr_denoise.cli import build_parser, run
+    from basicsr_denoise.utils.img_util import imwrite
+    imwrite(np.full((16, 16, 3), 0.5, np.float32), str(tmp_path / 'a.png'))
+    argv = [str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '--method', 'n2s', '--device', 'cpu', *args]
+    with pytest.raises(OptionError, match=match) as exc:
+        run(build_parser().parse_args(argv))
+    assert '\n' not in str(exc.value)
+
+
+def test_the_command_names_the_chosen_model_and_warns_outside_its_level(tmp_path, capsys):
+    from basicsr_denoise.cli import build_parser, run
+    from basicsr_denoise.utils.img_util import imwrite
+    rng = np.random.default_rng(0)
+    imwrite(rng.random((32, 40, 3)).astype(np.float32), str(tmp_path / 'in' / 'a.png'))
+    metrics, _ = run(build_parser().parse_args([str(tmp_path / 'in'), '-o', str(tmp_path / 'out'), '--method', 'n2s',
+                                                '--sigma', '80', '--device', 'cpu']))
+    rec = json.load(open(tmp_path / 'out' / 'metrics.json'))['images'][0]
+    assert rec['model'] == 'N2S_gauss25_color_ours.pth' == metrics['images'][0]['model']
+    assert metrics['noise'] == 'gaussian' and metrics['level'] == 80
+    err = capsys.readouterr().err
+    assert "warning: a: sigma 80 is outside the shipped models' levels (25): denoised with the nearest, " \
+           'N2S_gauss25_color_ours.pth' in err
