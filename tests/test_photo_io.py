@@ -82,6 +82,15 @@ def test_every_orientation_is_applied_on_read_as_pillow_shows_it(tmp_path, fmt, 
     assert kept[0x0112] == 1 and kept[0x010F] == 'PhoneCo'
 
 
+@pytest.mark.parametrize('orientation, warned', [(0, False), (9, True)])
+def test_an_undefined_orientation_is_no_rotation_and_a_bad_one_a_warning(tmp_path, orientation, warned):
+    path = tmp_path / 'a.jpg'
+    path.write_bytes(_save(_gradient(), 'JPEG', orientation, quality=95))
+    img, info = read_photo(path)
+    assert img.shape == (48, 64, 3) and info.orientation == 1
+    assert bool(info.warnings) == warned and all('orientation 9 is not 1-8' in w for w in info.warnings)
+
+
 def test_phone_jpeg_orientation_6_comes_out_upright_with_exif_and_icc(tmp_path):
     icc = _p3_like_icc()
     src = tmp_path / 'phone.jpg'

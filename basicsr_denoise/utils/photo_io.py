@@ -129,6 +129,8 @@ def is_heif(head, path=''):
 def _exif_of(exif, fmt, path, info):
     """Orientation and portable EXIF bytes (orientation 1) of Pillow's ``Exif``; warnings go to ``info``."""
     orientation = exif.get(_ORIENTATION, 1)
+    if orientation == 0:  # 'undefined', as some software writes it: no rotation, nothing to warn about
+        orientation = 1
     if orientation not in _ORIENT:
         info.warnings.append(f'{path}: EXIF orientation {orientation!r} is not 1-8, ignored')
         orientation = 1
