@@ -550,8 +550,8 @@ class N2SAutoDenoiser(Denoiser):
     @property
     def summary(self):
         level = 'estimated per image' if self.level is None else f'{self.param} {self.level:g}'
-        names = ', '.join(m['name'] for m in self.models if m['family'] == self.noise)
-        return f'Noise2Score {self.noise}, {level}, the shipped model chosen per image ({names}), device {self.device}'
+        paths = ', '.join(m['path'] for m in self.models if m['family'] == self.noise)
+        return f'Noise2Score {self.noise}, {level}, the shipped model chosen per image ({paths}), device {self.device}'
 
 
 # ------------------------------------------------------------------------------------------- public API
