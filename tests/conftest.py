@@ -8,6 +8,9 @@ import time
 
 import pytest
 
+#: A tiny masked network, for tests that need real MPI weights fast (the ``weights`` fixture).
+TINY = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
+        'backbone': {'type': 'DnCNN', 'num_feat': 8, 'num_layers': 3}}
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 HANG_S = 600  # waits on an event fail after this long: only a hang gets there, never a slow machine
 
@@ -135,3 +138,18 @@ def run_until(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def weights(tmp_path):
+    """A self-describing checkpoint of :data:`TINY` (seed 0), as tools/ship_checkpoint.py writes one."""
+    import torch
+
+    from basicsr_denoise.archs import build_network
+    from basicsr_denoise.checkpoint import export_checkpoint
+    torch.manual_seed(0)
+    raw = tmp_path / 'raw.pth'
+    torch.save({'params': build_network(TINY).state_dict()}, raw)
+    path = tmp_path / 'tiny.pth'
+    export_checkpoint(str(raw), str(path), network_g=TINY, fill={'pad_multiple': 1, 'progress': False})
+    return str(path)

@@ -8,29 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-from basicsr_denoise.archs import build_network
 from basicsr_denoise.cli import denoise_files, output_names
-from basicsr_denoise.checkpoint import export_checkpoint
 from basicsr_denoise.utils.img_util import imread, imwrite
 
 from _framework import REPO
 from conftest import HANG_S
 
-TINY = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
-        'backbone': {'type': 'DnCNN', 'num_feat': 8, 'num_layers': 3}}
 ENV = {**os.environ, 'PYTHONPATH': REPO, 'OMP_NUM_THREADS': '1'}
-
-
-@pytest.fixture
-def weights(tmp_path):
-    torch.manual_seed(0)
-    raw = tmp_path / 'raw.pth'
-    torch.save({'params': build_network(TINY).state_dict()}, raw)
-    path = tmp_path / 'tiny.pth'
-    export_checkpoint(str(raw), str(path), network_g=TINY, fill={'pad_multiple': 1, 'progress': False})
-    return str(path)
 
 
 def _images(folder, n, size=24, seed=0):

@@ -8,11 +8,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageCms, ImageOps
 
-from basicsr_denoise.archs import build_network
-from basicsr_denoise.checkpoint import export_checkpoint
 from basicsr_denoise.cli import denoise_files, main
 from basicsr_denoise.utils.errors import DataError, OptionError
 from basicsr_denoise.utils.img_util import PhotoWarning, imfrombytes, imread, imwrite
@@ -241,18 +238,6 @@ def test_imwrite_still_writes_plain_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- the command
-TINY = {'type': 'MaskedNet', 'in_ch': 3, 'mask_mode': 'multchannel',
-        'backbone': {'type': 'DnCNN', 'num_feat': 8, 'num_layers': 3}}
-
-
-@pytest.fixture
-def weights(tmp_path):
-    torch.manual_seed(0)
-    raw = tmp_path / 'raw.pth'
-    torch.save({'params': build_network(TINY).state_dict()}, raw)
-    path = tmp_path / 'tiny.pth'
-    export_checkpoint(str(raw), str(path), network_g=TINY, fill={'pad_multiple': 1, 'progress': False})
-    return str(path)
 
 
 @pytest.mark.parametrize('argv,match', [(['--format', 'jpg', '--quality', '0'], '--quality: JPEG quality must be'),
