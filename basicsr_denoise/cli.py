@@ -131,18 +131,22 @@ def _find_gt(gt_dir, stem):
     return imread(path) if path else None
 
 
-def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None, fmt=None, quality=None, notes=None):
+def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None, fmt=None, quality=None, notes=None,
+                image=None):
     """Denoise one file into ``outdir``; returns its metrics record and its console line.
 
     ``fmt`` and ``quality`` are ``--format`` and ``--quality``. Warnings (corrupt EXIF, metadata not kept) are
-    printed as ``warning: ...`` lines; the bit-depth note once per ``notes`` set.
+    printed as ``warning: ...`` lines; the bit-depth note once per ``notes`` set. ``image`` is the file as
+    :func:`read_photo_input` returns it, when the caller has read it already. The record's ``notes`` and
+    ``warnings`` list what was printed.
     """
     from basicsr_denoise.metrics.psnr_ssim import calculate_psnr, calculate_ssim
     from basicsr_denoise.utils.img_util import make_comparison
     from basicsr_denoise.utils.photo_io import PhotoInfo, output_bit_depth, write_photo
     notes = set() if notes is None else notes
     stem = osp.splitext(osp.basename(path))[0]  # the mask seed's name, as in test.py
-    img, depth, info = read_photo_input(path)
+    img, depth, info = read_photo_input(path) if image is None else image
+    warnings = list(info.warnings)
     for message in info.warnings:
         print(f'warning: {message}', file=sys.stderr, flush=True)
     out_path = output_path(outdir, name, path, fmt)
@@ -168,6 +172,7 @@ def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None, fmt=None,
     if 'model' in extra:
         line += f", {extra['model']}"
     if 'warning' in extra:
+        warnings.append(extra['warning'])
         print(f"warning: {extra['warning']}", file=sys.stderr, flush=True)
     if gt is not None and gt.shape == img.shape:
         rec['psnr'] = calculate_psnr(out, gt, float_mode=True)
@@ -180,7 +185,12 @@ def denoise_one(denoiser, path, name, outdir, gt_dir=None, label=None, fmt=None,
                 PhotoInfo(icc_profile=info.icc_profile))
     # last: its presence marks the image as done
     for message in write_photo(out, out_path, info, quality=quality, bit_depth=out_depth):
+        warnings.append(message)
         print(f'warning: {message}', file=sys.stderr, flush=True)
+    if note:
+        rec['note'] = note
+    if warnings:
+        rec['warnings'] = warnings
     return rec, line
 
 

@@ -119,6 +119,18 @@ def image_to_tensor(image):
     return t, restore
 
 
+def _load_network(networks, weights, network_g=None, fallback=None, param_key='params'):
+    """:func:`~basicsr_denoise.checkpoint.load_network`, memoised in ``networks`` (a dict, or None for no memo):
+    the denoisers never change their network's weights, so one loaded network serves every denoiser built from
+    the same file, architecture and parameter key."""
+    if networks is None:
+        return load_network(weights, network_g, fallback, param_key)
+    key = (str(weights), repr(network_g), repr(fallback), param_key)
+    if key not in networks:
+        networks[key] = load_network(weights, network_g, fallback, param_key)
+    return networks[key]
+
+
 # ------------------------------------------------------------------------------------------- denoisers
 class Denoiser:
     """Interface of the two denoisers: tensor in, tensor out, on ``device``.
@@ -189,7 +201,8 @@ class MPIDenoiser(Denoiser):
         self.weights = weights
 
     @classmethod
-    def from_pretrained(cls, preset=DEFAULT_PRESET, weights=None, network_g=None, fill=None, device='auto', seed=None):
+    def from_pretrained(cls, preset=DEFAULT_PRESET, weights=None, network_g=None, fill=None, device='auto', seed=None,
+                        networks=None):
         """Build from a preset and/or a checkpoint.
 
         Args:
@@ -202,6 +215,8 @@ class MPIDenoiser(Denoiser):
                 ``iterations`` scales the preset's ``adapt_iterations`` alike). Default: None.
             device (str): Default: ``'auto'``.
             seed (int | None): Mask seed. Default: None (``fill.seed``).
+            networks (dict | None): A memo of loaded networks, shared between denoisers (see
+                :func:`load_denoiser`). Default: None (read the weights).
 
         The fill block is the checkpoint's defaults, updated by the preset's, updated by ``fill``.
         """
@@ -211,7 +226,8 @@ class MPIDenoiser(Denoiser):
         weights = weights or path_opt.get('pretrain_network_g')
         if not weights:
             raise CheckpointError('MPI needs pre-trained weights: pass weights= (--weights) or a preset')
-        net, meta, path = load_network(weights, network_g, p.get('network_g'), path_opt.get('param_key_g', 'params'))
+        net, meta, path = _load_network(networks, weights, network_g, p.get('network_g'),
+                                        path_opt.get('param_key_g', 'params'))
         block = {**(meta.get('fill') or {}), **(p.get('fill') or {})}
         fill = dict(fill or {})
         if 'iterations' in fill:  # fewer (more) steps: the large-image ones shrink (grow) in proportion
@@ -268,6 +284,63 @@ class MPIDenoiser(Denoiser):
         from basicsr_denoise.mpi.filling import image_seed
         gen = torch.Generator(device=x.device).manual_seed(image_seed(self.seed, name))
         return self.filler(self.net, x, gen, desc=desc or name), {}
+
+    def plan(self, height, width, channels=3):
+        """The work of filling an image of this size: ``{'train_steps', 'train_shape', 'forward_passes',
+        'forward_shape'}``, shapes ``(B, C, H, W)`` as the network sees them (padded, shuffled, tiled)."""
+        from basicsr_denoise.archs.arch_util import tile_starts
+        from basicsr_denoise.mpi.large_image import shared_plan
+        f, template = self.filler, bare(self.net)
+        in_ch, s = getattr(template, 'in_ch', channels), f.shuffle
+
+        def padded(h, w):
+            m, low = f.pad_multiple, getattr(template, 'min_size', 0)
+            return max(-(-h // m) * m, low), max(-(-w // m) * m, low)
+
+        h, w, batch = -(-height // s), -(-width // s), s * s
+        tile = f.tile_size
+        if not tile or (h <= tile and w <= tile):
+            ph, pw = padded(h, w)
+            return {'train_steps': f.steps_for_area(ph * pw), 'train_shape': (batch, in_ch, ph, pw),
+                    'forward_passes': 0, 'forward_shape': None}
+        tiles = len(tile_starts(h, tile, f.tile_overlap)) * len(tile_starts(w, tile, f.tile_overlap))
+        if f.large_mode == 'shared':
+            steps, side, passes = shared_plan(f)
+            return {'train_steps': steps, 'train_shape': (batch, in_ch, *padded(min(h, side), min(w, side))),
+                    'forward_passes': tiles * passes, 'forward_shape': (batch, in_ch, *padded(tile, tile))}
+        ph, pw = padded(tile, tile)
+        return {'train_steps': tiles * f.steps_for_area(ph * pw), 'train_shape': (batch, in_ch, ph, pw),
+                'forward_passes': 0, 'forward_shape': None}
+
+    def estimate_seconds(self, height, width, channels=3):
+        """Seconds that filling an image of this size will take here, from :meth:`plan` and two timed steps
+        (one training step and, for the shared large-image path, one forward pass) on random data of the
+        planned shapes, each after one untimed warm-up. The weights of the denoiser are not touched."""
+        import time
+        work, f = self.plan(height, width, channels), self.filler
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        net, optimizer, scaler = f.fresh_net(self.net, self.device)
+        masks = f.mask_stream()
+
+        def timed(fn, shape):
+            x = torch.rand(shape, generator=gen, device=self.device)
+            if f.precision(self.device)[1]:
+                x = x.contiguous(memory_format=torch.channels_last)
+            fn(x)  # warm-up: allocation, kernel selection
+            t0 = time.perf_counter()
+            fn(x)
+            if self.device.type == 'cuda':
+                torch.cuda.synchronize()
+            return time.perf_counter() - t0
+
+        seconds = work['train_steps'] * timed(lambda x: f.step(net, optimizer, x, None, gen, scaler, masks=masks),
+                                              work['train_shape'])
+        if work['forward_passes']:
+            def forward(x):
+                with torch.no_grad(), f.autocast_context(self.device):
+                    net(x, f.draw(masks, net, x, gen))
+            seconds += work['forward_passes'] * timed(forward, work['forward_shape'])
+        return seconds
 
     @property
     def summary(self):
@@ -352,7 +425,8 @@ class N2SDenoiser(Denoiser):
         return getattr(bare(self.net), 'num_in_ch', None)
 
     @classmethod
-    def from_pretrained(cls, weights=None, network_g=None, score=None, sigma=None, tile=None, device='auto'):
+    def from_pretrained(cls, weights=None, network_g=None, score=None, sigma=None, tile=None, device='auto',
+                        networks=None):
         """Build from a checkpoint (default: the shipped ``N2S_gauss25_color_ours.pth``).
 
         Args:
@@ -363,6 +437,7 @@ class N2SDenoiser(Denoiser):
                 the authors' TV grid refined by golden-section search). Default: None.
             tile (int | None): ``score.tile_size`` (0: never tile). Default: None (tiles above 2 MP).
             device (str): Default: ``'auto'``.
+            networks (dict | None): A memo of loaded networks (see :func:`load_denoiser`). Default: None.
 
         The score block is the ``n2s`` preset's, updated by the checkpoint's, by ``score``, then by
         ``sigma`` and ``tile``.
@@ -370,8 +445,8 @@ class N2SDenoiser(Denoiser):
         from basicsr_denoise.presets import load_preset
         p = load_preset('n2s')
         default = weights is None
-        net, meta, path = load_network(p['path']['pretrain_network_g'] if default else weights, network_g,
-                                       p['network_g'] if default else None)
+        net, meta, path = _load_network(networks, p['path']['pretrain_network_g'] if default else weights, network_g,
+                                        p['network_g'] if default else None)
         block = {**p['score'], **(meta.get('score') or {}), **(score or {})}
         if sigma is None:  # estimated per image, unless the score= block says otherwise
             block['blind'] = (score or {}).get('blind', True)
@@ -498,13 +573,14 @@ class N2SAutoDenoiser(Denoiser):
         tile (int | None): ``score.tile_size`` (0: never tile). Default: None (tiles above 2 MP).
         device (str): Default: ``'auto'``.
         models (list | None): The candidates. Default: None (:func:`n2s_models`).
+        networks (dict | None): A memo of loaded networks (see :func:`load_denoiser`). Default: None.
 
     Each image's record names the ``model`` that denoised it, and a ``warning`` when the choice was a stretch.
     """
 
     method = 'n2s'
 
-    def __init__(self, noise='gaussian', level=None, tile=None, device='auto', models=None):
+    def __init__(self, noise='gaussian', level=None, tile=None, device='auto', models=None, networks=None):
         if noise not in N2S_FAMILIES:
             raise OptionError(f"noise: unknown family {noise!r} (known: {', '.join(N2S_FAMILIES)})")
         param = N2S_FAMILIES[noise][1]
@@ -514,7 +590,7 @@ class N2SAutoDenoiser(Denoiser):
         self.device = resolve_device(device)
         self.models = n2s_models() if models is None else list(models)
         choose_n2s_model(noise, level, 3 if any(m['channels'] == 3 for m in self.models) else 1, self.models)
-        self._loaded = {}
+        self._loaded, self._networks = {}, networks
         self.weights = None
 
     def denoiser_for(self, entry):
@@ -524,7 +600,7 @@ class N2SAutoDenoiser(Denoiser):
             score = {'noise': {'type': kind, self.param: float(self.level or entry['level'])},
                      'blind': self.level is None}
             self._loaded[entry['name']] = N2SDenoiser.from_pretrained(entry['path'], score=score, tile=self.tile,
-                                                                      device=self.device)
+                                                                      device=self.device, networks=self._networks)
         return self._loaded[entry['name']]
 
     def _run(self, entry, x, name, desc):
@@ -556,7 +632,7 @@ class N2SAutoDenoiser(Denoiser):
 
 # ------------------------------------------------------------------------------------------- public API
 def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='auto', seed=0, sigma=None, network_g=None,
-                  iterations=None, beta=None, tile=None, progress=False, noise=None, level=None):
+                  iterations=None, beta=None, tile=None, progress=False, noise=None, level=None, networks=None):
     """A denoiser to build once and call on many images.
 
     Example:
@@ -582,6 +658,9 @@ def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='aut
         noise (str | None): n2s: ``'gaussian'``, ``'poisson'`` or ``'gamma'``. Default: None (gaussian).
         level (float | None): n2s: the known level of ``noise`` (sigma 0-255, eta, k; ``sigma=`` is the same for
             gaussian); None estimates it per image. Default: None.
+        networks (dict | None): A memo of loaded networks: denoisers built with the same dict share a network
+            read from the same weights (e.g. the presets of one MPI checkpoint), so a long-running caller (the
+            web app) reads each file once. Default: None (read the weights).
 
     Without ``weights``, n2s chooses a shipped model per image (:class:`N2SAutoDenoiser`): by the image's
     channels, the family and the level.
@@ -595,7 +674,7 @@ def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='aut
                 raise OptionError(f'{name}: applies to method n2s only (MPI needs no noise level)')
         fill = {'progress': progress}
         fill.update({k: v for k, v in (('iterations', iterations), ('beta', beta)) if v is not None})
-        return MPIDenoiser.from_pretrained(preset, weights, network_g, fill, device, seed)
+        return MPIDenoiser.from_pretrained(preset, weights, network_g, fill, device, seed, networks)
     if method == 'n2s':
         family = 'gaussian' if noise is None else noise
         if family not in N2S_FAMILIES:
@@ -607,12 +686,14 @@ def load_denoiser(method='mpi', preset=DEFAULT_PRESET, weights=None, device='aut
             raise OptionError(f'sigma {sigma:g} and level {level:g}: give one of them')
         level = sigma if level is None else level
         if weights is None and network_g is None:
-            return N2SAutoDenoiser(family, level, tile, device)
+            return N2SAutoDenoiser(family, level, tile, device, networks=networks)
         if family == 'gaussian':
-            return N2SDenoiser.from_pretrained(weights, network_g, sigma=level, tile=tile, device=device)
+            return N2SDenoiser.from_pretrained(weights, network_g, sigma=level, tile=tile, device=device,
+                                               networks=networks)
         kind, param = N2S_FAMILIES[family]
         score = {'blind': True} if level is None else {'noise': {'type': kind, param: float(level)}, 'blind': False}
-        return N2SDenoiser.from_pretrained(weights, network_g, score=score, tile=tile, device=device)
+        return N2SDenoiser.from_pretrained(weights, network_g, score=score, tile=tile, device=device,
+                                           networks=networks)
     raise OptionError(f"method: unknown method '{method}' (known: mpi, n2s)")
 
 

@@ -1,5 +1,7 @@
 """Logging: a rank-aware text logger, a training message logger with ETA, TensorBoard."""
 
+import contextlib
+import contextvars
 import datetime
 import logging
 import sys
@@ -100,9 +102,63 @@ def init_tb_logger(log_dir):
     return SummaryWriter(log_dir=log_dir)
 
 
+#: The listener of :func:`progress` bars in this context (thread), set by :func:`progress_listener`.
+_LISTENER = contextvars.ContextVar('basicsr_denoise_progress_listener', default=None)
+
+
+@contextlib.contextmanager
+def progress_listener(listener):
+    """Report every :func:`progress` bar made inside the block to ``listener(desc, done, total)``.
+
+    The bars still print as usual; the listener is told the count after each item (and each ``update``),
+    e.g. to drive a web page's progress bar (:mod:`basicsr_denoise.app`). It holds for the current thread
+    (a ``ContextVar``), so concurrent requests each see their own.
+    """
+    token = _LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _LISTENER.reset(token)
+
+
+class _ReportedBar:
+    """A tqdm bar that also tells a listener its count."""
+
+    def __init__(self, bar, listener, desc, total):
+        self._bar, self._listener, self._desc, self._done = bar, listener, desc, 0
+        self._total = total if total is not None else getattr(bar, 'total', None)
+
+    def _report(self):
+        self._listener(self._desc, self._done, self._total)
+
+    def __iter__(self):
+        for item in self._bar:
+            yield item
+            self._done += 1
+            self._report()
+
+    def __len__(self):
+        return len(self._bar)
+
+    def update(self, n=1):
+        self._done += n
+        self._bar.update(n)
+        self._report()
+
+    def __getattr__(self, name):
+        return getattr(self._bar, name)
+
+
 def progress(iterable=None, total=None, desc=None, unit='it', disable=None, leave=False):
-    """A tqdm progress bar on rank 0 (disabled on other ranks and when stderr is not a terminal)."""
+    """A tqdm progress bar on rank 0 (disabled on other ranks and when stderr is not a terminal), also
+    reported to the :func:`progress_listener` of the context when one is set."""
     from tqdm import tqdm
     if disable is None:
         disable = get_dist_info()[0] != 0 or not sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, dynamic_ncols=True)
+    bar = tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, dynamic_ncols=True)
+    listener = _LISTENER.get()
+    if listener is None:
+        return bar
+    if total is None and iterable is not None and hasattr(iterable, '__len__'):
+        total = len(iterable)
+    return _ReportedBar(bar, listener, desc, total)
