@@ -170,7 +170,7 @@ class DenoiseService:
             ``output``, ``compare``), ``errors`` (one line per failed file), ``metrics`` (the
             ``metrics.json`` content) and ``metrics_path``.
         """
-        from basicsr_denoise.cli import MetricsWriter, denoise_one, output_names, read_photo_input
+        from basicsr_denoise.cli import MetricsWriter, denoise_one, metrics_header, output_names, read_photo_input
         from basicsr_denoise.utils.logger import progress_listener
         from basicsr_denoise.utils.photo_io import check_quality, output_extension
         if not paths:
@@ -181,12 +181,8 @@ class DenoiseService:
             den = self.denoiser(method, preset if method == 'mpi' else None, noise if method == 'n2s' else None,
                                 level if method == 'n2s' else None, iterations if method == 'mpi' else None)
             folder = self._new_job()
-            header = {'method': method, 'preset': preset if method == 'mpi' else None, 'sigma': None,
-                      'weights': den.weights}
-            if method == 'n2s':
-                header.update(noise=noise, level=level)
-                if noise == 'gaussian':
-                    header['sigma'] = level
+            sigma = level if method == 'n2s' and noise == 'gaussian' else None
+            header = metrics_header(method, preset, den, sigma, noise, None if sigma is not None else level)
             writer = MetricsWriter(folder, list(paths), header, 0, 1)
             results, errors = [], []
             for i, (path, name) in enumerate(zip(paths, output_names(paths))):
@@ -200,7 +196,7 @@ class DenoiseService:
                             announce(f'{label}: MPI {preset}, about {seconds:.0f} s '
                                      f'({image[0].shape[1]}x{image[0].shape[0]})')
                     with progress_listener(listener or (lambda *a: None)):
-                        rec, _ = denoise_one(den, path, name, folder, label=label, fmt=fmt, quality=quality,
+                        rec, line = denoise_one(den, path, name, folder, label=label, fmt=fmt, quality=quality,
                                              image=image)
                     if method == 'mpi':
                         rec['estimated_seconds'] = seconds
@@ -213,7 +209,7 @@ class DenoiseService:
                 rec.update(input=osp.basename(path), output=osp.basename(output))  # no temporary paths in the record
                 writer.update(path, rec)
                 stem = osp.join(folder, f'.{name}')
-                results.append({'record': rec, 'output': output, 'compare': osp.join(folder, f'{name}_compare.png'),
+                results.append({'record': rec, 'line': line, 'output': output, 'compare': osp.join(folder, f'{name}_compare.png'),
                                 'noisy': preview(image[0], f'{stem}_noisy.png'),
                                 'denoised': preview(self._read_output(output), f'{stem}_denoised.png')})
             metrics = writer.merged()
@@ -235,14 +231,9 @@ def _status(job, seconds):
     lines = []
     for r in job['results']:
         rec = r['record']
-        line = f"**{rec['name']}**: {rec['width']}x{rec['height']}, {rec['seconds']:.1f} s"
+        line = r['line']  # the command's console line
         if 'estimated_seconds' in rec:
             line += f" (estimated {rec['estimated_seconds']:.0f} s)"
-        for key in ('sigma_hat', 'eta_hat', 'k_hat'):
-            if isinstance(rec.get(key), float):
-                line += f', estimated {key[:-4]} {rec[key]:.4g}'
-        if 'model' in rec:
-            line += f", model {rec['model']}"
         lines.append(line)
         lines += [f'warning: {w}' for w in rec.get('warnings', [])]
     lines += [f'error: {e}' for e in job['errors']]

@@ -254,6 +254,16 @@ class MetricsWriter:
         return result
 
 
+def metrics_header(method, preset, denoiser, sigma=None, noise=None, level=None):
+    """The run-wide keys of ``metrics.json``: ``method``, ``preset``, ``sigma``, ``weights`` (and, for n2s,
+    ``noise`` and ``level``)."""
+    header = {'method': method, 'preset': preset if method == 'mpi' else None, 'sigma': sigma,
+              'weights': denoiser.weights}
+    if method == 'n2s':
+        header.update(noise=noise or 'gaussian', level=sigma if level is None else level)
+    return header
+
+
 def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights=None, network_g=None, device='auto',
                   gt_dir=None, seed=0, iterations=None, beta=None, sigma=None, tile=None, skip_existing=False,
                   format=None, quality=None, noise=None, level=None):
@@ -285,11 +295,7 @@ def denoise_files(files, outdir, *, method='mpi', preset=DEFAULT_PRESET, weights
         for part in [osp.join(outdir, METRICS)] + [osp.join(outdir, f) for f in sorted(os.listdir(outdir))
                                                   if f.startswith('.metrics.rank')]:
             previous.update(_read_records(part)[0])
-    header = {'method': method, 'preset': preset if method == 'mpi' else None, 'sigma': sigma,
-              'weights': denoiser.weights}
-    if method == 'n2s':
-        header.update(noise=noise or 'gaussian', level=sigma if level is None else level)
-    writer = MetricsWriter(outdir, files, header, rank, world)
+    writer = MetricsWriter(outdir, files, metrics_header(method, preset, denoiser, sigma, noise, level), rank, world)
     mine = shard(files, rank, world)
     if rank == 0:
         print(f'denoise: {len(files)} image(s), {denoiser.summary}' + (f', {world} processes' if world > 1 else ''),
